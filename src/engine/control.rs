@@ -1,0 +1,113 @@
+//! Messages, failure, waiting and run options: `info`, `warn`, `fail`, `refuse`, `sleep`,
+//! `dry_run`.
+
+use rhai::plugin::*;
+
+/// The script API for controlling a run.
+#[export_module]
+pub mod control_api {
+    use std::time::Duration;
+
+    use rhai::Dynamic;
+
+    use crate::engine::error::{ScriptError, raise};
+    use crate::error::{EXIT_FAILED, Error};
+    use crate::report::{Event, Level};
+
+    /// Tell the operator something (shown unless `-q`).
+    #[rhai_fn(return_raw)]
+    pub fn info(ctx: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        host.report(Event::Log {
+            level: Level::Info,
+            message: message.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Warn the operator (always shown).
+    #[rhai_fn(return_raw)]
+    pub fn warn(ctx: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        host.report(Event::Log {
+            level: Level::Warn,
+            message: message.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Stop the runbook with an error (exit code 1).
+    #[rhai_fn(return_raw)]
+    pub fn fail(message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Err(raise(Error::Script {
+            location: None,
+            message: message.to_string(),
+            code: EXIT_FAILED,
+        }))
+    }
+
+    /// Stop the runbook because a safety check does not hold (exit code 3). Say what to do.
+    #[rhai_fn(return_raw)]
+    pub fn refuse(message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Err(raise(Error::Refused(message.to_string())))
+    }
+
+    /// Wait `seconds` (an integer or a decimal). Ctrl-C ends the wait.
+    #[rhai_fn(name = "sleep", return_raw)]
+    pub fn sleep_int(ctx: NativeCallContext, seconds: i64) -> Result<(), Box<EvalAltResult>> {
+        sleep_float(ctx, seconds as f64)
+    }
+
+    /// Wait `seconds` (an integer or a decimal). Ctrl-C ends the wait.
+    #[rhai_fn(name = "sleep", return_raw)]
+    pub fn sleep_float(ctx: NativeCallContext, seconds: f64) -> Result<(), Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        if !(0.0..=86_400.0).contains(&seconds) {
+            return Err(raise(Error::Usage(format!("sleep: expected 0 to 86400 seconds, found {seconds}"))));
+        }
+        let cancel = host.cancel.clone();
+        let interrupted = host.block_on(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs_f64(seconds)) => false,
+                _ = cancel.cancelled() => true,
+            }
+        });
+        if interrupted { Err(raise(Error::Interrupted)) } else { Ok(()) }
+    }
+
+    /// True when the run was started with `--dry-run` (changes are printed, not made).
+    #[rhai_fn(return_raw)]
+    pub fn dry_run(ctx: NativeCallContext) -> Result<bool, Box<EvalAltResult>> {
+        Ok(crate::engine::host(&ctx)?.dry_run)
+    }
+
+    /// The text of a caught error.
+    #[rhai_fn(global, name = "to_string", pure)]
+    pub fn error_to_string(e: &mut ScriptError) -> String {
+        e.message()
+    }
+
+    /// The text of a caught error.
+    #[rhai_fn(global, get = "message", pure)]
+    pub fn error_message(e: &mut ScriptError) -> String {
+        e.message()
+    }
+
+    /// The node a caught error concerns, or `()`.
+    #[rhai_fn(global, get = "node", pure)]
+    pub fn error_node(e: &mut ScriptError) -> Dynamic {
+        e.node()
+    }
+
+    /// The remote exit code of a caught error, or `()`.
+    #[rhai_fn(global, get = "code", pure)]
+    pub fn error_code(e: &mut ScriptError) -> Dynamic {
+        e.code()
+    }
+
+    /// The results of the nodes that succeeded before the error (node name → value).
+    #[rhai_fn(global, get = "kept", pure)]
+    pub fn error_kept(e: &mut ScriptError) -> rhai::Map {
+        e.kept()
+    }
+}

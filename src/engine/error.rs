@@ -1,0 +1,182 @@
+//! Errors across the Rhai boundary: host errors travel through a script as a [`ScriptError`]
+//! value (so `try { … } catch (e)` sees node, command, exit code), and a failed script is turned
+//! back into a typed [`Error`] with the innermost `file:line:col` — Rhai wraps the real
+//! position of a failure inside a function or module in `ErrorInFunctionCall`/`ErrorInModule`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Dynamic, EvalAltResult, Map, Position};
+
+use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Error, Location};
+
+/// A host failure as a script sees it in `catch (e)`: `e.message`, `e.node`, `e.code`,
+/// `e.kept` (the results of the nodes that succeeded before the failure was raised).
+#[derive(Debug, Clone)]
+pub struct ScriptError {
+    /// The typed error.
+    pub error: Arc<Error>,
+    /// Results of the nodes that did succeed, keyed by node name.
+    pub kept: Map,
+}
+
+impl ScriptError {
+    /// The error's text.
+    pub fn message(&mut self) -> String {
+        self.error.to_string()
+    }
+
+    /// The node, when the error concerns one node.
+    pub fn node(&mut self) -> Dynamic {
+        match &*self.error {
+            Error::Remote { node, .. } | Error::Unreachable { node, .. } | Error::Timeout { node, .. } => {
+                node.clone().into()
+            }
+            _ => Dynamic::UNIT,
+        }
+    }
+
+    /// The remote exit code, when a remote command failed.
+    pub fn code(&mut self) -> Dynamic {
+        match &*self.error {
+            Error::Remote { code, .. } => Dynamic::from_int(i64::from(*code)),
+            _ => Dynamic::UNIT,
+        }
+    }
+
+    /// The results kept from the nodes that succeeded.
+    pub fn kept(&mut self) -> Map {
+        self.kept.clone()
+    }
+}
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+/// Raise a host error inside a script.
+pub fn raise(error: Error) -> Box<EvalAltResult> {
+    raise_keeping(error, Map::new())
+}
+
+/// Raise a host error, keeping the results of the nodes that succeeded.
+pub fn raise_keeping(error: Error, kept: Map) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(ScriptError {
+            error: Arc::new(error),
+            kept,
+        }),
+        Position::NONE,
+    ))
+}
+
+/// The text of every script and module compiled in a run, by source name, for caret displays.
+#[derive(Debug, Clone, Default)]
+pub struct Sources(Arc<Mutex<HashMap<String, String>>>);
+
+impl Sources {
+    /// Remember the text of a source.
+    pub fn add(&self, name: &str, text: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(name.to_string(), text.to_string());
+        }
+    }
+
+    /// The location of `pos` in `source`.
+    pub fn locate(&self, source: &str, pos: Position) -> Option<Location> {
+        let line = pos.line()?;
+        let column = pos.position().unwrap_or(1);
+        let source_line = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(source).and_then(|t| t.lines().nth(line - 1).map(str::to_string)));
+        Some(Location {
+            file: PathBuf::from(source),
+            line,
+            column,
+            source_line,
+        })
+    }
+}
+
+/// Turn a script failure into the typed error, located at its innermost position.
+pub fn from_eval(err: &EvalAltResult, main_source: &str, sources: &Sources) -> Error {
+    let (inner, source, pos) = innermost(err, main_source.to_string(), Position::NONE);
+    let location = sources.locate(&source, pos);
+    match inner {
+        EvalAltResult::ErrorRuntime(value, _) => {
+            if let Some(se) = value.read_lock::<ScriptError>() {
+                return match &*se.error {
+                    // Errors with a fixed meaning keep their kind (and exit code).
+                    Error::Interrupted => Error::Interrupted,
+                    other => Error::Script {
+                        location,
+                        message: other.to_string(),
+                        code: other.code(),
+                    },
+                };
+            }
+            Error::Script {
+                location,
+                message: value.to_string(),
+                code: EXIT_FAILED,
+            }
+        }
+        EvalAltResult::ErrorTerminated(..) => Error::Interrupted,
+        EvalAltResult::ErrorParsing(e, _) => match location {
+            Some(location) => Error::ScriptSyntax {
+                location,
+                message: e.to_string(),
+            },
+            None => Error::Script {
+                location: None,
+                message: e.to_string(),
+                code: EXIT_USAGE,
+            },
+        },
+        EvalAltResult::ErrorModuleNotFound(..) => Error::Script {
+            location,
+            message: strip_position(&inner.to_string()),
+            code: EXIT_USAGE,
+        },
+        other => Error::Script {
+            location,
+            message: strip_position(&other.to_string()),
+            code: if matches!(other, EvalAltResult::ErrorTerminated(..)) {
+                EXIT_INTERRUPTED
+            } else {
+                EXIT_FAILED
+            },
+        },
+    }
+}
+
+/// Walk wrappers down to the error that happened, tracking the source it happened in.
+fn innermost(err: &EvalAltResult, source: String, outer: Position) -> (&EvalAltResult, String, Position) {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, fn_source, inner, pos) => {
+            let src = if fn_source.is_empty() { source } else { fn_source.clone() };
+            innermost(inner, src, *pos)
+        }
+        EvalAltResult::ErrorInModule(path, inner, pos) => {
+            let (src, at) = if path.is_empty() { (source, *pos) } else { (path.clone(), Position::NONE) };
+            innermost(inner, src, at)
+        }
+        other => {
+            let pos = if other.position().is_none() { outer } else { other.position() };
+            (other, source, pos)
+        }
+    }
+}
+
+/// Rhai appends " (line L, position P)" to messages; we print the position ourselves.
+fn strip_position(text: &str) -> String {
+    match text.rfind(" (line ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text.to_string(),
+    }
+}

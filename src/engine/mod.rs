@@ -1,0 +1,145 @@
+//! The only module that knows Rhai: a sandboxed engine (limits on operations, call depth,
+//! sizes and modules; no `eval`; `import` confined to the stdlib directories), one registration
+//! file per primitive family, and the bridge from synchronous script calls to the async host.
+//!
+//! Host functions reach the run's [`Host`] through the engine's tag (`NativeCallContext::tag`),
+//! so they can be plain `#[export_module]` functions whose doc comments become the generated
+//! primitive reference.
+
+pub mod control;
+pub mod error;
+pub mod exec;
+pub mod nodes;
+pub mod resolver;
+pub mod target;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope};
+
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::inventory::location_of;
+use crate::report::{Event, Level};
+use error::Sources;
+
+/// The run's host, as the engine's tag.
+#[derive(Clone)]
+pub struct HostHandle(pub Arc<Host>);
+
+/// The host of the running script.
+pub(crate) fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
+    ctx.tag()
+        .and_then(|t| t.read_lock::<HostHandle>().map(|h| h.0.clone()))
+        .ok_or_else(|| error::raise(Error::Internal("no host attached to the script engine".into())))
+}
+
+/// A script to run: its text and the name errors show for it.
+pub struct Script {
+    /// What errors call it (a path, `runbooks/check.rhai`, `<eval>`).
+    pub name: String,
+    /// The source text.
+    pub text: String,
+}
+
+/// Limits that keep a runaway script from taking the host down. Generous for runbooks (which
+/// spend their time in primitives, not in loops), small enough to stop an accident.
+fn limit(engine: &mut Engine) {
+    engine
+        .set_max_operations(50_000_000)
+        .set_max_call_levels(64)
+        .set_max_expr_depths(128, 64)
+        .set_max_string_size(64 << 20)
+        .set_max_array_size(1_000_000)
+        .set_max_map_size(100_000)
+        .set_max_modules(128)
+        .set_max_variables(10_000)
+        .set_max_functions(10_000);
+    engine.disable_symbol("eval");
+    engine.set_strict_variables(true);
+}
+
+/// Build the engine for a run over `host`, importing from `site_stdlib` then the shipped stdlib.
+pub fn build(host: Arc<Host>, site_stdlib: Option<PathBuf>, sources: Sources) -> Engine {
+    let mut engine = Engine::new();
+    limit(&mut engine);
+    engine.set_module_resolver(resolver::StdlibResolver::new(site_stdlib, sources));
+    register(&mut engine);
+    let cancel = host.cancel.clone();
+    // Ctrl-C stops the script at its next operation; primitives watch the same token.
+    engine.on_progress(move |_| cancel.is_cancelled().then_some(Dynamic::UNIT));
+    let h = host.clone();
+    engine.on_print(move |s| {
+        h.report(Event::Log {
+            level: Level::Info,
+            message: s.to_string(),
+        })
+    });
+    let h = host.clone();
+    engine.on_debug(move |s, _, _| {
+        h.report(Event::Log {
+            level: Level::Debug,
+            message: s.to_string(),
+        })
+    });
+    engine.set_default_tag(Dynamic::from(HostHandle(host)));
+    engine
+}
+
+/// Register every primitive family (also used to generate the reference).
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<crate::inventory::Node>("Node");
+    engine.register_type_with_name::<error::ScriptError>("Error");
+    engine.register_global_module(rhai::exported_module!(nodes::nodes_api).into());
+    engine.register_global_module(rhai::exported_module!(exec::exec_api).into());
+    engine.register_global_module(rhai::exported_module!(control::control_api).into());
+}
+
+/// Compile a script, reporting a syntax error at its file, line and column (exit 2).
+pub fn compile(engine: &Engine, script: &Script, scope: &Scope, sources: &Sources) -> Result<rhai::AST> {
+    sources.add(&script.name, &script.text);
+    let mut ast = engine.compile_with_scope(scope, &script.text).map_err(|e| {
+        let pos = e.position();
+        let location = sources.locate(&script.name, pos).unwrap_or_else(|| {
+            location_of(std::path::Path::new(&script.name), &script.text, 0)
+        });
+        Error::ScriptSyntax {
+            location,
+            message: e.err_type().to_string(),
+        }
+    })?;
+    ast.set_source(script.name.as_str());
+    Ok(ast)
+}
+
+/// The `opts` map scripts see: `--set key=value` pairs, values typed as bool or integer when
+/// they read as one.
+pub fn opts_map(pairs: &[(String, String)]) -> Map {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let value = match v.as_str() {
+                "true" => Dynamic::TRUE,
+                "false" => Dynamic::FALSE,
+                other => other
+                    .parse::<i64>()
+                    .map(Dynamic::from_int)
+                    .unwrap_or_else(|_| other.into()),
+            };
+            (k.as_str().into(), value)
+        })
+        .collect()
+}
+
+/// Run a script to its end and return its value.
+pub fn run(host: Arc<Host>, script: &Script, opts: Map, site_stdlib: Option<PathBuf>) -> Result<Dynamic> {
+    let sources = Sources::default();
+    let engine = build(host, site_stdlib, sources.clone());
+    let mut scope = Scope::new();
+    scope.push_constant("opts", opts);
+    let ast = compile(&engine, script, &scope, &sources)?;
+    engine
+        .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+        .map_err(|e| error::from_eval(&e, &script.name, &sources))
+}

@@ -1,0 +1,342 @@
+//! The host side of a run: the target nodes, the transport, `--forks`, dry-run, cancellation,
+//! and the reporting and journaling of every command. Primitives are written against [`Host`];
+//! they never touch a transport, the journal or the terminal themselves.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::inventory::{Inventory, Limit, Node};
+use crate::report::{Event, Reporter};
+use crate::state::journal::{Entry, Journal, now_rfc3339};
+use crate::transport::{Output, TIMEOUT_EXIT, Transport};
+
+/// sshd refuses more than `MaxSessions` (default 10) sessions per connection, and the crate
+/// then fails with a misleading "Session open refused by peer": stay below it.
+pub const MAX_COMMANDS_PER_NODE: usize = 8;
+
+/// Whether a command changes the node (skipped by `--dry-run`) or only reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Changes the node: printed, not run, in a dry run.
+    Change,
+    /// Reads the node: runs in a dry run too.
+    Read,
+}
+
+/// What to do with the nodes not yet started when one node of a fan-out fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Start no further node (the default: a failure stops the fleet).
+    Stop,
+    /// Go on with every node (`try_*`, read-only queries).
+    Continue,
+}
+
+/// Everything a run needs to reach nodes.
+pub struct Host {
+    /// The inventory.
+    pub inventory: Inventory,
+    /// `--limit`.
+    pub limit: Option<Limit>,
+    /// The state directory of this environment.
+    pub state_dir: PathBuf,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// Set by Ctrl-C: nothing new starts.
+    pub cancel: CancellationToken,
+    /// The runtime the primitives run on.
+    pub runtime: tokio::runtime::Handle,
+    transport: Transport,
+    forks: Arc<Semaphore>,
+    forks_count: usize,
+    per_node: HashMap<String, Arc<Semaphore>>,
+    reporter: Arc<dyn Reporter>,
+    journal: Option<Journal>,
+}
+
+/// The parts a [`Host`] is built from.
+pub struct HostParts {
+    /// The inventory.
+    pub inventory: Inventory,
+    /// `--limit`.
+    pub limit: Option<Limit>,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--forks`.
+    pub forks: usize,
+    /// How nodes are reached.
+    pub transport: Transport,
+    /// Where events go.
+    pub reporter: Arc<dyn Reporter>,
+    /// The run's journal, if any.
+    pub journal: Option<Journal>,
+    /// The runtime.
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl Host {
+    /// Assemble a host.
+    pub fn new(p: HostParts) -> Host {
+        let per_node = p
+            .inventory
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), Arc::new(Semaphore::new(MAX_COMMANDS_PER_NODE))))
+            .collect();
+        let forks = p.forks.max(1);
+        Host {
+            inventory: p.inventory,
+            limit: p.limit,
+            state_dir: p.state_dir,
+            dry_run: p.dry_run,
+            cancel: CancellationToken::new(),
+            runtime: p.runtime,
+            transport: p.transport,
+            forks: Arc::new(Semaphore::new(forks)),
+            forks_count: forks,
+            per_node,
+            reporter: p.reporter,
+            journal: p.journal,
+        }
+    }
+
+    /// The target nodes (not excluded, inside `--limit`), optionally of one group.
+    pub fn targets(&self, group: Option<&str>) -> Vec<Node> {
+        self.inventory
+            .targets(self.limit.as_ref(), group)
+            .cloned()
+            .collect()
+    }
+
+    /// Report an event.
+    pub fn report(&self, event: Event) {
+        self.reporter.report(event);
+    }
+
+    /// The run's journal file, if there is one.
+    pub fn journal_path(&self) -> Option<PathBuf> {
+        self.journal.as_ref().map(|j| j.path().to_path_buf())
+    }
+
+    /// Run a future to completion from synchronous code (the script thread).
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    /// Fail with [`Error::Interrupted`] once Ctrl-C was pressed.
+    pub fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Run shell text on a node and return what it left, whatever its exit code. Unreachable
+    /// nodes and timeouts are errors. A [`Effect::Change`] command is only reported in a dry run.
+    pub async fn exec(&self, node: &Node, line: &str, effect: Effect, timeout: Option<Duration>) -> Result<Output> {
+        self.check_cancelled()?;
+        if line.contains('\0') {
+            return Err(Error::Usage(format!("{}: the command contains a NUL byte", node.name)));
+        }
+        if self.dry_run && effect == Effect::Change {
+            self.record(node, line, &now_rfc3339(), Duration::ZERO, None, None, true);
+            return Ok(Output::default());
+        }
+        let timeout = timeout.unwrap_or(node.command_timeout);
+        let node_slots = self
+            .per_node
+            .get(&node.name)
+            .cloned()
+            .ok_or_else(|| Error::Internal(format!("node {} is not in the inventory", node.name)))?;
+        let _node_permit = node_slots
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("node semaphore closed".into()))?;
+        let _fork_permit = self
+            .forks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("forks semaphore closed".into()))?;
+        self.check_cancelled()?;
+        self.report(Event::Exec {
+            node: node.name.clone(),
+            command: line.to_string(),
+        });
+        let start = now_rfc3339();
+        let began = Instant::now();
+        let result = self.transport.exec(node, line, timeout).await;
+        let took = began.elapsed();
+        let result = match result {
+            Ok(out) if out.code == TIMEOUT_EXIT && took + Duration::from_millis(500) >= timeout => {
+                Err(Error::Timeout {
+                    node: node.name.clone(),
+                    command: line.to_string(),
+                    seconds: timeout.as_secs(),
+                })
+            }
+            other => other,
+        };
+        match &result {
+            Ok(out) => self.record(node, line, &start, took, Some(out), None, false),
+            Err(e) => self.record(node, line, &start, took, None, Some(&e.to_string()), false),
+        }
+        result
+    }
+
+    /// Like [`Host::exec`], but a non-zero exit is an [`Error::Remote`] naming the node, the
+    /// command, the exit code and the tail of stderr.
+    pub async fn exec_ok(&self, node: &Node, line: &str, effect: Effect, timeout: Option<Duration>) -> Result<Output> {
+        let out = self.exec(node, line, effect, timeout).await?;
+        if out.code == 0 {
+            Ok(out)
+        } else {
+            Err(Error::Remote {
+                node: node.name.clone(),
+                command: line.to_string(),
+                code: out.code,
+                stderr: tail(&out.stderr, 20),
+            })
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        node: &Node,
+        line: &str,
+        start: &str,
+        took: Duration,
+        out: Option<&Output>,
+        error: Option<&str>,
+        dry_run: bool,
+    ) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let bytes = out.map_or(0, |o| (o.stdout.len() + o.stderr.len()) as u64);
+        let code = out.map(|o| o.code);
+        if let Some(j) = &self.journal {
+            let entry = Entry {
+                node: &node.name,
+                command: line,
+                start: start.to_string(),
+                ms,
+                code,
+                bytes,
+                error,
+                dry_run,
+            };
+            if let Err(e) = j.record(&entry) {
+                self.report(Event::Log {
+                    level: crate::report::Level::Warn,
+                    message: format!("journal: {e}"),
+                });
+            }
+        }
+        self.report(Event::Done {
+            node: node.name.clone(),
+            command: line.to_string(),
+            code,
+            ms,
+            bytes,
+            error: error.map(str::to_string),
+            dry_run,
+        });
+    }
+
+    /// Run `work` on every node, at most `--forks` nodes at a time, and return each node's
+    /// result in node order. With [`OnFailure::Stop`], once a node failed no further node is
+    /// started (those report "not started").
+    pub async fn fan_out<T, F, Fut>(&self, label: &str, nodes: &[Node], on_failure: OnFailure, work: F) -> Vec<(String, Result<T>)>
+    where
+        F: Fn(Node) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        if nodes.len() > 1 {
+            self.report(Event::Begin {
+                label: label.to_string(),
+                nodes: nodes.iter().map(|n| n.name.clone()).collect(),
+            });
+        }
+        let failed = AtomicBool::new(false);
+        let work = &work;
+        let failed = &failed;
+        let mut results: Vec<(usize, String, Result<T>)> = futures_util::stream::iter(nodes.iter().cloned().enumerate())
+            .map(|(i, node)| async move {
+                let name = node.name.clone();
+                if on_failure == OnFailure::Stop && failed.load(Ordering::SeqCst) {
+                    let e = Error::Script {
+                        location: None,
+                        message: format!("{name}: not started, because another node failed"),
+                        code: crate::error::EXIT_FAILED,
+                    };
+                    return (i, name, Err(e));
+                }
+                let r = work(node).await;
+                if r.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                (i, name, r)
+            })
+            .buffer_unordered(self.forks_count)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _, _)| *i);
+        if nodes.len() > 1 {
+            self.report(Event::End {
+                label: label.to_string(),
+            });
+        }
+        results.into_iter().map(|(_, n, r)| (n, r)).collect()
+    }
+
+    /// Close every connection.
+    pub async fn close(&self) {
+        self.transport.close().await;
+    }
+}
+
+/// Collect a fan-out: every node's value, or one error naming every node that failed.
+pub fn all_ok<T>(results: Vec<(String, Result<T>)>) -> Result<Vec<(String, T)>> {
+    let total = results.len();
+    let mut ok = Vec::with_capacity(total);
+    let mut failures = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(v) => ok.push((name, v)),
+            Err(e) => failures.push(e),
+        }
+    }
+    match failures.len() {
+        0 => Ok(ok),
+        1 if total == 1 => Err(failures.remove(0)),
+        _ => Err(Error::Nodes { total, failures }),
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Host {
+    /// Open the connection to `node` now; returns how long that took.
+    pub async fn connect(&self, node: &Node) -> Result<Duration> {
+        self.check_cancelled()?;
+        let began = Instant::now();
+        self.transport.connect(node).await?;
+        Ok(began.elapsed())
+    }
+}

@@ -1,0 +1,418 @@
+//! The inventory: which nodes exist, how to reach them, and which of them a run targets.
+//!
+//! The file is TOML (`[defaults]` and `[nodes.NAME]`); every problem is reported with the file,
+//! line and column and what was expected, and exits 2. Host names and users are screened here,
+//! once, because the `openssh` crate hands them to `ssh` without `--`: a host name such as
+//! `-oProxyCommand=…` would otherwise become an ssh option (the bug class of CVE-2017-1000117).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Location, Result};
+
+/// The controller-side instances the legacy script never targeted.
+pub const LEGACY_EXCLUDES: [&str; 4] = ["ovc_master", "ovc_proxy", "ovc_reflector", "ovc_dcpm"];
+
+/// How strictly the node's host key is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyCheck {
+    /// The key must already be in known_hosts (the default).
+    #[default]
+    Strict,
+    /// An unknown key is added; a changed key is still refused.
+    AcceptNew,
+}
+
+/// How ovsup talks to the nodes of an inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// Real nodes over SSH.
+    Ssh,
+    /// The built-in simulated cluster, run in-process.
+    Sim,
+}
+
+/// One node of the inventory, with the defaults already applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// The node's name (the inventory key); nodes are ordered by it.
+    pub name: String,
+    /// An address, or a `Host` alias of the ssh config.
+    pub host: String,
+    /// The SSH port, if not the ssh config's.
+    pub port: Option<u16>,
+    /// The remote user, if not the ssh config's.
+    pub user: Option<String>,
+    /// The private key, if not the ssh config's.
+    pub identity_file: Option<PathBuf>,
+    /// The groups the node belongs to.
+    pub groups: Vec<String>,
+    /// Host-key policy.
+    pub host_key_check: HostKeyCheck,
+    /// Bound on establishing the connection.
+    pub connect_timeout: Duration,
+    /// Bound on each remote command.
+    pub command_timeout: Duration,
+}
+
+/// A parsed inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// The file it came from (`None` for the built-in simulated cluster).
+    pub path: Option<PathBuf>,
+    /// The OpenSSH client config passed as `ssh -F`.
+    pub ssh_config: Option<PathBuf>,
+    /// Names never targeted by `nodes()`.
+    pub exclude: Vec<String>,
+    /// Every node, ordered by name (excluded ones too: they exist, they are just not targets).
+    pub nodes: Vec<Node>,
+    /// How the nodes are reached.
+    pub backend: Backend,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    defaults: RawSettings,
+    #[serde(default)]
+    nodes: BTreeMap<Spanned<String>, RawNode>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    user: Option<Spanned<String>>,
+    port: Option<u16>,
+    identity_file: Option<String>,
+    ssh_config: Option<String>,
+    host_key_check: Option<HostKeyCheck>,
+    exclude: Option<Vec<String>>,
+    connect_timeout: Option<Spanned<u64>>,
+    command_timeout: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    host: Spanned<String>,
+    user: Option<Spanned<String>>,
+    port: Option<u16>,
+    identity_file: Option<String>,
+    host_key_check: Option<HostKeyCheck>,
+    connect_timeout: Option<Spanned<u64>>,
+    command_timeout: Option<Spanned<u64>>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+const DEFAULT_COMMAND_TIMEOUT: u64 = 600;
+
+impl Inventory {
+    /// Read and validate an inventory file.
+    pub fn load(path: &Path) -> Result<Inventory> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse inventory text; `path` names it in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
+        let at = |span: Option<Range<usize>>, message: String| Error::Inventory {
+            location: location_of(path, text, span.map(|s| s.start).unwrap_or(0)),
+            message,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_string();
+            at(e.span(), message)
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let d = raw.defaults;
+        if let Some(user) = &d.user {
+            check_word("user", user.get_ref()).map_err(|m| at(Some(user.span()), m))?;
+        }
+        let seconds = |v: &Option<Spanned<u64>>, fallback: u64| -> Result<Duration> {
+            match v {
+                Some(s) if *s.get_ref() == 0 => Err(at(
+                    Some(s.span()),
+                    "expected a timeout of at least 1 second".into(),
+                )),
+                Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+                None => Ok(Duration::from_secs(fallback)),
+            }
+        };
+        let default_connect = seconds(&d.connect_timeout, DEFAULT_CONNECT_TIMEOUT)?;
+        let default_command = seconds(&d.command_timeout, DEFAULT_COMMAND_TIMEOUT)?;
+        let mut nodes = Vec::with_capacity(raw.nodes.len());
+        for (name, n) in raw.nodes {
+            check_name(name.get_ref()).map_err(|m| at(Some(name.span()), m))?;
+            check_word("host", n.host.get_ref()).map_err(|m| at(Some(n.host.span()), m))?;
+            let user = n.user.or_else(|| d.user.clone());
+            if let Some(u) = &user {
+                check_word("user", u.get_ref()).map_err(|m| at(Some(u.span()), m))?;
+            }
+            for g in &n.groups {
+                check_name(g).map_err(|m| at(Some(n.host.span()), format!("group: {m}")))?;
+            }
+            nodes.push(Node {
+                name: name.into_inner(),
+                host: n.host.into_inner(),
+                port: n.port.or(d.port),
+                user: user.map(Spanned::into_inner),
+                identity_file: n
+                    .identity_file
+                    .or_else(|| d.identity_file.clone())
+                    .map(|p| resolve_path(base, &p)),
+                groups: n.groups,
+                host_key_check: n.host_key_check.or(d.host_key_check).unwrap_or_default(),
+                connect_timeout: match n.connect_timeout {
+                    Some(_) => seconds(&n.connect_timeout, DEFAULT_CONNECT_TIMEOUT)?,
+                    None => default_connect,
+                },
+                command_timeout: match n.command_timeout {
+                    Some(_) => seconds(&n.command_timeout, DEFAULT_COMMAND_TIMEOUT)?,
+                    None => default_command,
+                },
+            });
+        }
+        Ok(Inventory {
+            path: Some(path.to_path_buf()),
+            ssh_config: d.ssh_config.map(|p| resolve_path(base, &p)),
+            exclude: d
+                .exclude
+                .unwrap_or_else(|| LEGACY_EXCLUDES.iter().map(|s| s.to_string()).collect()),
+            nodes,
+            backend: Backend::Ssh,
+        })
+    }
+
+    /// The nodes a runbook may target: not excluded, inside `limit`, optionally in `group`.
+    pub fn targets<'a>(&'a self, limit: Option<&'a Limit>, group: Option<&'a str>) -> impl Iterator<Item = &'a Node> + 'a {
+        self.nodes.iter().filter(move |n| {
+            !self.exclude.iter().any(|x| x == &n.name)
+                && limit.is_none_or(|l| l.matches(n))
+                && group.is_none_or(|g| n.groups.iter().any(|ng| ng == g))
+        })
+    }
+
+    /// A node by name, excluded or not.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The inventory's short name (file stem), used for the default state directory.
+    pub fn stem(&self) -> String {
+        match &self.path {
+            Some(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "inventory".into()),
+            None => "sim".into(),
+        }
+    }
+}
+
+/// `--limit`: comma-separated globs on node names, or `@group`.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    patterns: Vec<LimitPattern>,
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+enum LimitPattern {
+    Name(glob::Pattern),
+    Group(String),
+}
+
+impl Limit {
+    /// Parse a `--limit` value.
+    pub fn parse(text: &str) -> Result<Limit> {
+        let mut patterns = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some(group) = part.strip_prefix('@') {
+                patterns.push(LimitPattern::Group(group.to_string()));
+            } else {
+                let p = glob::Pattern::new(part)
+                    .map_err(|e| Error::Usage(format!("--limit {part:?}: {e}")))?;
+                patterns.push(LimitPattern::Name(p));
+            }
+        }
+        if patterns.is_empty() {
+            return Err(Error::Usage("--limit: expected a node glob or @group".into()));
+        }
+        Ok(Limit {
+            patterns,
+            text: text.to_string(),
+        })
+    }
+
+    /// Whether the node is inside the limit.
+    pub fn matches(&self, node: &Node) -> bool {
+        self.patterns.iter().any(|p| match p {
+            LimitPattern::Name(g) => g.matches(&node.name),
+            LimitPattern::Group(g) => node.groups.iter().any(|ng| ng == g),
+        })
+    }
+
+    /// The text the operator gave.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Node and group names: letters, digits, `.`, `_`, `-`, not starting with `-`.
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.starts_with('-') {
+        return Err(format!("expected a name not empty and not starting with '-', found {name:?}"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "expected a name of letters, digits, '.', '_' and '-', found {c:?} in {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Host names and users reach `ssh`'s command line: no leading '-', no space or control character.
+fn check_word(what: &str, value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("expected a {what}, found an empty string"));
+    }
+    if value.starts_with('-') {
+        return Err(format!(
+            "{what} {value:?} starts with '-' and would be read as an ssh option; expected a host name or address"
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{what} {value:?} contains white space or a control character"));
+    }
+    if what == "user" && value.contains('@') {
+        return Err(format!("user {value:?} contains '@'"));
+    }
+    Ok(())
+}
+
+fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    let path = PathBuf::from(p);
+    if path.is_absolute() { path } else { base.join(path) }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn location_of(file: &Path, text: &str, offset: usize) -> Location {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before[line_start..].chars().count() + 1;
+    let source_line = text[line_start..].lines().next().map(str::to_string);
+    Location {
+        file: file.to_path_buf(),
+        line,
+        column,
+        source_line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inventory> {
+        Inventory::parse(Path::new("/etc/ovsup/inv.toml"), text)
+    }
+
+    #[test]
+    fn defaults_apply_and_nodes_win() {
+        let inv = parse(
+            r#"
+[defaults]
+user = "root"
+port = 2222
+command_timeout = 30
+[nodes.b]
+host = "10.0.0.2"
+port = 22
+[nodes.a]
+host = "10.0.0.1"
+groups = ["storage"]
+"#,
+        )
+        .unwrap();
+        let names: Vec<_> = inv.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(inv.nodes[0].port, Some(2222));
+        assert_eq!(inv.nodes[1].port, Some(22));
+        assert_eq!(inv.nodes[0].user.as_deref(), Some("root"));
+        assert_eq!(inv.nodes[0].command_timeout, Duration::from_secs(30));
+        assert_eq!(inv.nodes[0].connect_timeout, Duration::from_secs(10));
+        assert_eq!(inv.exclude.len(), 4);
+    }
+
+    #[test]
+    fn syntax_error_names_line_and_column() {
+        let err = parse("[nodes.a]\nhost = \"x\"\nport = \"22\"\n").unwrap_err();
+        let Error::Inventory { location, message } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((location.line, location.column), (3, 8));
+        assert!(message.contains("integer"), "{message}");
+        assert_eq!(err.code(), 2);
+    }
+
+    #[test]
+    fn option_like_host_is_rejected_with_position() {
+        let err = parse("[nodes.a]\nhost = \"-oProxyCommand=sh\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("/etc/ovsup/inv.toml:2:8:"), "{text}");
+        assert!(text.contains("ssh option"), "{text}");
+        let err = parse("[defaults]\nuser = \"a b\"\n[nodes.a]\nhost = \"h\"\n").unwrap_err();
+        assert!(err.to_string().contains(":2:8:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let err = parse("[nodes.a]\nhots = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains(":2:1:"), "{err}");
+    }
+
+    #[test]
+    fn limit_by_glob_and_group_and_exclude() {
+        let inv = parse(
+            r#"
+[nodes.cpu-01]
+host = "h1"
+groups = ["storage"]
+[nodes.cpu-02]
+host = "h2"
+[nodes.ovc_master]
+host = "h3"
+groups = ["storage"]
+"#,
+        )
+        .unwrap();
+        let names = |l: Option<&Limit>, g: Option<&str>| -> Vec<String> {
+            inv.targets(l, g).map(|n| n.name.clone()).collect()
+        };
+        assert_eq!(names(None, None), ["cpu-01", "cpu-02"]);
+        assert_eq!(names(None, Some("storage")), ["cpu-01"]);
+        let l = Limit::parse("*-02").unwrap();
+        assert_eq!(names(Some(&l), None), ["cpu-02"]);
+        let l = Limit::parse("@storage").unwrap();
+        assert_eq!(names(Some(&l), None), ["cpu-01"]);
+    }
+}

@@ -1,0 +1,22 @@
+//! ovsup: upgrade a live Open vStorage cluster with Rhai runbooks over SSH.
+//!
+//! The host owns everything dangerous or slow (SSH sessions, fan-out, parsing, state, progress,
+//! the audit journal) and exposes it to runbooks as safe primitives. See docs/architecture.md.
+
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod inventory;
+pub mod primitives;
+pub mod quote;
+pub mod report;
+pub mod run;
+pub mod runbooks;
+#[cfg(not(ovsup_nosim))]
+pub mod sim;
+pub mod state;
+pub mod transport;
+
+pub use error::{Error, Result};
+pub use run::run;

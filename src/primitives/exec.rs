@@ -1,0 +1,33 @@
+//! Running commands: shell text the operator wrote, or an argument vector quoted for the
+//! remote shell.
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::host::{Effect, Host, OnFailure};
+use crate::inventory::Node;
+use crate::transport::Output;
+
+/// Whether a non-zero exit is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Non-zero exit raises [`crate::error::Error::Remote`]; a failure stops further nodes.
+    ExitZero,
+    /// Every outcome is returned; every node runs.
+    Nothing,
+}
+
+/// Run `line` on every node in parallel and return each node's outcome, in node order.
+pub async fn run(host: &Host, nodes: &[Node], line: &str, effect: Effect, check: Check, timeout: Option<Duration>) -> Vec<(String, Result<Output>)> {
+    let on_failure = match check {
+        Check::ExitZero => OnFailure::Stop,
+        Check::Nothing => OnFailure::Continue,
+    };
+    host.fan_out(line, nodes, on_failure, |node| async move {
+        match check {
+            Check::ExitZero => host.exec_ok(&node, line, effect, timeout).await,
+            Check::Nothing => host.exec(&node, line, effect, timeout).await,
+        }
+    })
+    .await
+}

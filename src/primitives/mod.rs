@@ -1,0 +1,5 @@
+//! The primitives, as plain async Rust over a [`crate::host::Host`]: no Rhai here. Each takes a
+//! set of nodes, fans out over them, and parses what the real tools print. `src/engine/` only
+//! adapts them to scripts.
+
+pub mod exec;

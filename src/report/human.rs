@@ -1,0 +1,155 @@
+//! Output for people: on a terminal, one live line per node during a fan-out (indicatif); on
+//! anything else, plain lines. Messages and progress go to stderr; the runbook's value, if
+//! any, to stdout.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Event, Level, Reporter};
+
+/// How much to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `-q`: errors and warnings only.
+    Quiet,
+    /// Progress and messages.
+    Normal,
+    /// Also every command and its exit code.
+    Verbose,
+}
+
+/// The reporter for a person at a terminal (or reading a log).
+pub struct HumanReporter {
+    verbosity: Verbosity,
+    live: bool,
+    state: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+    failed: usize,
+    total: usize,
+}
+
+impl HumanReporter {
+    /// Live lines when stderr is a terminal and not quiet.
+    pub fn new(verbosity: Verbosity) -> HumanReporter {
+        HumanReporter {
+            verbosity,
+            live: std::io::stderr().is_terminal() && verbosity > Verbosity::Quiet,
+            state: Mutex::default(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let state = self.state.lock();
+        match state.as_ref().ok().and_then(|s| s.multi.as_ref()) {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
+        }
+    }
+}
+
+impl Reporter for HumanReporter {
+    fn report(&self, event: Event) {
+        let normal = self.verbosity >= Verbosity::Normal;
+        let verbose = self.verbosity >= Verbosity::Verbose;
+        match event {
+            Event::Begin { label, nodes } if self.live && nodes.len() > 1 => {
+                let Ok(mut s) = self.state.lock() else { return };
+                let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+                let style = ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                for n in &nodes {
+                    let bar = multi.add(ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(n.clone());
+                    bar.set_message(format!("waiting: {label}"));
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    s.bars.insert(n.clone(), bar);
+                }
+                s.total = nodes.len();
+                s.failed = 0;
+                s.multi = Some(multi);
+            }
+            Event::Begin { .. } => {}
+            Event::Exec { node, command } => {
+                if let Ok(s) = self.state.lock()
+                    && let Some(bar) = s.bars.get(&node)
+                {
+                    bar.set_message(format!("running: {command}"));
+                }
+            }
+            Event::Done {
+                node,
+                command,
+                code,
+                ms,
+                error,
+                dry_run,
+                ..
+            } => {
+                let outcome = match (&error, code, dry_run) {
+                    (_, _, true) => "would run".to_string(),
+                    (Some(e), _, _) => format!("FAILED: {e}"),
+                    (None, Some(0), _) => format!("ok ({ms} ms)"),
+                    (None, Some(c), _) => format!("exit {c} ({ms} ms)"),
+                    (None, None, _) => "ended".to_string(),
+                };
+                let failed = error.is_some() || code.is_some_and(|c| c != 0);
+                let Ok(mut s) = self.state.lock() else { return };
+                if failed {
+                    s.failed += 1;
+                }
+                if let Some(bar) = s.bars.get(&node) {
+                    bar.set_message(format!("{outcome}: {command}"));
+                    return;
+                }
+                drop(s);
+                if error.is_some() && normal {
+                    // The error already names the node and the command.
+                    self.line(&outcome);
+                } else if dry_run || verbose || (failed && normal) {
+                    self.line(&format!("{node}: {outcome}: {command}"));
+                }
+            }
+            Event::End { label } => {
+                let Ok(mut s) = self.state.lock() else { return };
+                if let Some(m) = s.multi.take() {
+                    for (_, bar) in s.bars.drain() {
+                        bar.finish_and_clear();
+                    }
+                    let _ = m.clear();
+                    let summary = if s.failed == 0 {
+                        format!("{label}: {} nodes ok", s.total)
+                    } else {
+                        format!("{label}: {} of {} nodes failed", s.failed, s.total)
+                    };
+                    let _ = writeln!(std::io::stderr(), "{summary}");
+                }
+            }
+            Event::Log { level, message } => {
+                let show = match level {
+                    Level::Warn => true,
+                    Level::Info => normal,
+                    Level::Debug => verbose,
+                };
+                if show {
+                    let prefix = if level == Level::Warn { "warning: " } else { "" };
+                    self.line(&format!("{prefix}{message}"));
+                }
+            }
+            Event::Result { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! From parsed arguments to a finished run: open the inventory, the state directory, the
+//! transport and the host, run the subcommand, and render the outcome exactly once.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, Global};
+use crate::engine::Script;
+use crate::error::{EXIT_OK, EXIT_USAGE, Error, Result};
+use crate::host::{Effect, Host, HostParts, OnFailure};
+use crate::inventory::{Inventory, Limit};
+use crate::report::human::{HumanReporter, Verbosity};
+use crate::report::json::JsonReporter;
+use crate::report::{Event, Level, Reporter};
+use crate::state::journal::Journal;
+use crate::transport::Transport;
+use crate::transport::ssh::SshTransport;
+
+/// Run ovsup with these arguments (the first is the program name); returns the exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    let g = &cli.global;
+    let reporter: Arc<dyn Reporter> = if g.json {
+        Arc::new(JsonReporter::stdout())
+    } else {
+        Arc::new(HumanReporter::new(if g.quiet {
+            Verbosity::Quiet
+        } else if g.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }))
+    };
+    let outcome = execute(&cli, reporter.clone());
+    let code = outcome.as_ref().map_or_else(Error::code, |_| EXIT_OK);
+    if g.json {
+        let (ok, value, error) = match outcome {
+            Ok(v) => (true, v, None),
+            Err(e) => (false, serde_json::Value::Null, Some(render(&e))),
+        };
+        reporter.report(Event::Result { ok, value, code, error });
+    } else {
+        match outcome {
+            Ok(serde_json::Value::Null) => {}
+            Ok(serde_json::Value::String(s)) => println!("{s}"),
+            Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+            Err(e) => eprintln!("error: {}", render(&e)),
+        }
+    }
+    code
+}
+
+fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Run { runbook, set } => {
+            let inventory = load_inventory(g)?;
+            let site = site_dir(g.runbook_dir.as_deref(), &inventory, "runbooks");
+            let (script, _) = crate::runbooks::find(runbook, site.as_deref())?;
+            let name = Path::new(runbook)
+                .file_stem()
+                .map_or_else(|| runbook.clone(), |s| s.to_string_lossy().into_owned());
+            run_script(g, inventory, reporter, &name, &script, set)
+        }
+        Command::Eval { code, set } => {
+            let inventory = load_inventory(g)?;
+            let script = Script {
+                name: "<eval>".into(),
+                text: code.clone(),
+            };
+            run_script(g, inventory, reporter, "eval", &script, set)
+        }
+        Command::Nodes { ping } => {
+            let inventory = load_inventory(g)?;
+            list_nodes(g, inventory, reporter, *ping)
+        }
+    }
+}
+
+fn load_inventory(g: &Global) -> Result<Inventory> {
+    let Some(path) = &g.inventory else {
+        return Err(Error::Usage(
+            "no inventory: give -i FILE (or set OVSUP_INVENTORY)".into(),
+        ));
+    };
+    Inventory::load(path)
+}
+
+/// A site directory: the option, else `<name>/` beside the inventory file if it exists.
+fn site_dir(option: Option<&Path>, inventory: &Inventory, name: &str) -> Option<PathBuf> {
+    if let Some(dir) = option {
+        return Some(dir.to_path_buf());
+    }
+    let beside = inventory.path.as_ref()?.parent()?.join(name);
+    beside.is_dir().then_some(beside)
+}
+
+/// Everything a run holds open; closed in order by [`Opened::close`].
+struct Opened {
+    runtime: tokio::runtime::Runtime,
+    host: Arc<Host>,
+}
+
+impl Opened {
+    fn close(self) {
+        let Opened { runtime, host } = self;
+        runtime.block_on(host.close());
+        drop(host);
+        runtime.shutdown_timeout(Duration::from_secs(5));
+    }
+}
+
+fn open(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, run_name: Option<&str>) -> Result<Opened> {
+    let limit = g.limit.as_deref().map(Limit::parse).transpose()?;
+    if let Some(l) = &limit
+        && inventory.targets(Some(l), None).next().is_none()
+    {
+        return Err(Error::Usage(format!(
+            "--limit {:?} matches no target node of the inventory",
+            l.as_str()
+        )));
+    }
+    let state_dir = match &g.state_dir {
+        Some(d) => d.clone(),
+        None => crate::state::default_dir(&inventory.stem())?,
+    };
+    crate::state::ensure_dir(&state_dir)?;
+    let journal = run_name.map(|n| Journal::create(&state_dir, n)).transpose()?;
+    let transport = Transport::Ssh(SshTransport::new(inventory.ssh_config.clone())?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ovsup")
+        .build()
+        .map_err(|e| Error::Internal(format!("tokio runtime: {e}")))?;
+    let host = Arc::new(Host::new(HostParts {
+        inventory,
+        limit,
+        state_dir,
+        dry_run: g.dry_run,
+        forks: usize::from(g.forks),
+        transport,
+        reporter: reporter.clone(),
+        journal,
+        runtime: runtime.handle().clone(),
+    }));
+    let cancel = host.cancel.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        cancel.cancel();
+        reporter.report(Event::Log {
+            level: Level::Warn,
+            message: "interrupted: no new command starts; waiting for the commands in flight (Ctrl-C again to quit now)".into(),
+        });
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(crate::error::EXIT_INTERRUPTED);
+        }
+    });
+    Ok(Opened { runtime, host })
+}
+
+fn run_script(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, name: &str, script: &Script, set: &[(String, String)]) -> Result<serde_json::Value> {
+    let stdlib = site_dir(g.stdlib_dir.as_deref(), &inventory, "stdlib");
+    let opened = open(g, inventory, reporter, Some(name))?;
+    let result = crate::engine::run(opened.host.clone(), script, crate::engine::opts_map(set), stdlib);
+    let cancelled = opened.host.cancel.is_cancelled();
+    opened.close();
+    let value = match result {
+        Ok(v) => v,
+        Err(_) if cancelled => return Err(Error::Interrupted),
+        Err(e) => return Err(e),
+    };
+    if value.is_unit() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::to_value(&value).map_err(|e| Error::Internal(format!("runbook value to JSON: {e}")))
+}
+
+fn list_nodes(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, ping: bool) -> Result<serde_json::Value> {
+    let opened = open(g, inventory, reporter, ping.then_some("ping"))?;
+    let host = opened.host.clone();
+    let targets = host.targets(None);
+    let pings = if ping {
+        let results = host.block_on(host.fan_out("ping", &targets, OnFailure::Continue, |node| {
+            let host = &host;
+            async move {
+                let connect = host.connect(&node).await?;
+                let began = std::time::Instant::now();
+                host.exec_ok(&node, "true", Effect::Read, None).await?;
+                Ok((connect, began.elapsed()))
+            }
+        }));
+        Some(results)
+    } else {
+        None
+    };
+    opened.close();
+    let mut rows = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut outcomes = pings.map(Vec::into_iter);
+    for node in &targets {
+        let mut row = serde_json::json!({
+            "name": node.name,
+            "host": node.host,
+            "groups": node.groups,
+        });
+        match outcomes.as_mut().and_then(Iterator::next) {
+            Some((_, Ok((connect, rtt)))) => {
+                row["reachable"] = true.into();
+                row["connect_ms"] = ms(connect).into();
+                row["rtt_ms"] = ms(rtt).into();
+            }
+            Some((_, Err(e))) => {
+                row["reachable"] = false.into();
+                row["error"] = e.to_string().into();
+                unreachable.push(e);
+            }
+            None => {}
+        }
+        rows.push(row);
+    }
+    if !g.json {
+        for row in &rows {
+            let mut line = format!(
+                "{:<20} {:<24} {}",
+                row["name"].as_str().unwrap_or_default(),
+                row["host"].as_str().unwrap_or_default(),
+                row["groups"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|g| g.as_str()).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            );
+            match row.get("reachable").and_then(|r| r.as_bool()) {
+                Some(true) => line.push_str(&format!(
+                    "  ok  connect {:.1} ms  rtt {:.1} ms",
+                    row["connect_ms"].as_f64().unwrap_or_default(),
+                    row["rtt_ms"].as_f64().unwrap_or_default()
+                )),
+                Some(false) => line.push_str("  UNREACHABLE"),
+                None => {}
+            }
+            println!("{line}");
+        }
+    }
+    if !unreachable.is_empty() {
+        return Err(Error::Nodes {
+            total: targets.len(),
+            failures: unreachable,
+        });
+    }
+    Ok(if g.json { serde_json::Value::Array(rows) } else { serde_json::Value::Null })
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// An error as the operator reads it: the message, and for a located error the source line
+/// with a caret under the column.
+pub fn render(e: &Error) -> String {
+    let location = match e {
+        Error::Inventory { location, .. } | Error::ScriptSyntax { location, .. } => Some(location),
+        Error::Script { location, .. } => location.as_ref(),
+        _ => None,
+    };
+    let mut text = e.to_string();
+    if let Some(loc) = location
+        && let Some(src) = &loc.source_line
+    {
+        let num = loc.line.to_string();
+        let pad = " ".repeat(num.len());
+        let caret_at: String = src
+            .chars()
+            .take(loc.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        text.push_str(&format!("\n{pad} |\n{num} | {src}\n{pad} | {caret_at}^"));
+    }
+    text
+}

@@ -1,0 +1,76 @@
+//! Finding runbooks: a file path, a runbook of the site directory, or one shipped inside the
+//! binary (`runbooks/*.rhai`). Site runbooks override shipped ones of the same name.
+
+use std::path::{Path, PathBuf};
+
+use include_dir::{Dir, include_dir};
+
+use crate::engine::Script;
+use crate::error::{Error, Result};
+
+/// The runbooks shipped with ovsup.
+pub static SHIPPED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/runbooks");
+
+/// Where a runbook came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file named on the command line.
+    File(PathBuf),
+    /// The site runbook directory.
+    Site(PathBuf),
+    /// Shipped inside the binary.
+    Shipped,
+}
+
+/// Find a runbook by name (`check`) or path (`./fix.rhai`, anything with `/` or ending `.rhai`).
+pub fn find(spec: &str, site_dir: Option<&Path>) -> Result<(Script, Origin)> {
+    if spec.ends_with(".rhai") || spec.contains('/') {
+        let path = PathBuf::from(spec);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        return Ok((
+            Script {
+                name: spec.to_string(),
+                text,
+            },
+            Origin::File(path),
+        ));
+    }
+    if !spec.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(Error::Usage(format!(
+            "{spec:?} is neither a runbook name (letters, digits, '-', '_') nor a .rhai file"
+        )));
+    }
+    let file = format!("{spec}.rhai");
+    if let Some(dir) = site_dir {
+        let path = dir.join(&file);
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            return Ok((
+                Script {
+                    name: path.display().to_string(),
+                    text,
+                },
+                Origin::Site(path),
+            ));
+        }
+    }
+    if let Some(text) = SHIPPED.get_file(&file).and_then(|f| f.contents_utf8()) {
+        return Ok((
+            Script {
+                name: format!("runbooks/{file}"),
+                text: text.to_string(),
+            },
+            Origin::Shipped,
+        ));
+    }
+    let mut known: Vec<String> = SHIPPED
+        .files()
+        .filter_map(|f| f.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    known.sort();
+    Err(Error::Usage(format!(
+        "no runbook named {spec:?} (site directory: {}; shipped: {})",
+        site_dir.map_or("none".to_string(), |d| d.display().to_string()),
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )))
+}

@@ -1,0 +1,84 @@
+//! How a command reaches a node: over SSH to a real node, or in-process to a simulated one.
+//!
+//! A closed enum rather than a trait object: there are exactly two transports, both known here,
+//! and `async fn` in an enum needs no boxing. Everything above this module sees one
+//! [`Transport::exec`] that takes shell text and returns an [`Output`], or an error that names
+//! the node.
+
+pub mod sim;
+pub mod ssh;
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::inventory::Node;
+
+/// What a finished remote command left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Exit code (124 when the node's `timeout` killed it).
+    pub code: i32,
+    /// Standard output (lossy UTF-8, capped at [`OUTPUT_CAP`]).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8, capped at [`OUTPUT_CAP`]).
+    pub stderr: String,
+}
+
+/// At most this many bytes of each stream are kept; the rest is read and dropped so that the
+/// remote process never blocks on a full pipe.
+pub const OUTPUT_CAP: usize = 8 << 20;
+
+/// The exit code `timeout(1)` gives a command it had to kill.
+pub const TIMEOUT_EXIT: i32 = 124;
+
+/// One of the two ways of reaching nodes.
+pub enum Transport {
+    /// Real nodes, one multiplexed OpenSSH master each.
+    Ssh(ssh::SshTransport),
+    /// The built-in simulated cluster.
+    Sim(sim::SimTransport),
+}
+
+impl Transport {
+    /// Run shell text on `node`, bounded by `timeout` on the node itself.
+    pub async fn exec(&self, node: &Node, line: &str, timeout: Duration) -> Result<Output> {
+        match self {
+            Transport::Ssh(t) => t.exec(node, line, timeout).await,
+            Transport::Sim(t) => t.exec(node, line, timeout).await,
+        }
+    }
+
+    /// Open the connection to `node` now (it is otherwise opened by the first command).
+    pub async fn connect(&self, node: &Node) -> Result<()> {
+        match self {
+            Transport::Ssh(t) => t.connect(node).await.map(|_| ()),
+            Transport::Sim(_) => Ok(()),
+        }
+    }
+
+    /// Close every connection cleanly.
+    pub async fn close(&self) {
+        match self {
+            Transport::Ssh(t) => t.close().await,
+            Transport::Sim(_) => {}
+        }
+    }
+}
+
+/// The command line that bounds `line` on the node: `timeout(1)` kills it (and its process
+/// group) when the deadline passes, so a timed-out command does not live on after ovsup gave up
+/// on it — dropping an SSH channel does not kill the remote process.
+pub fn bounded(line: &str, timeout: Duration) -> String {
+    let secs = timeout.as_secs().max(1);
+    // `shlex::try_quote` only fails on NUL, which `exec` has already refused.
+    let quoted = shlex::try_quote(line).unwrap_or_default();
+    format!("timeout -k 5 {secs} sh -c {quoted}")
+}
+
+/// Lossy UTF-8 of captured bytes.
+pub(crate) fn text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}

@@ -1,0 +1,49 @@
+//! The in-process transport to the built-in simulated cluster: commands run against the
+//! simulator's node model, one state file per node in the state directory. No SSH, no network.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::Output;
+use crate::error::{Error, Result};
+use crate::inventory::Node;
+
+/// Simulated nodes whose state files live in `dir`.
+pub struct SimTransport {
+    dir: PathBuf,
+}
+
+impl SimTransport {
+    /// Nodes stored as `<dir>/<node>.json`.
+    pub fn new(dir: PathBuf) -> SimTransport {
+        SimTransport { dir }
+    }
+
+    /// The state file of a node.
+    pub fn state_file(&self, node: &str) -> PathBuf {
+        self.dir.join(format!("{node}.json"))
+    }
+
+    /// Run shell text on the simulated node, bounded by `timeout`.
+    pub async fn exec(&self, node: &Node, line: &str, timeout: Duration) -> Result<Output> {
+        let path = self.state_file(&node.name);
+        let line = line.to_string();
+        let deadline = Instant::now() + timeout;
+        let out = tokio::task::spawn_blocking(move || {
+            #[cfg(not(ovsup_nosim))]
+            return crate::sim::SimNode::open_virtual(path)
+                .map(|n| n.run_line(&line, Some(deadline)))
+                .map_err(|e| e.to_string());
+            #[cfg(ovsup_nosim)]
+            Err::<Output, _>(format!("{path:?} {line} {deadline:?}"))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("simulator task: {e}")))?
+        .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))?;
+        Ok(Output {
+            code: out.code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+}

@@ -1,0 +1,278 @@
+//! SSH to real nodes through the `openssh` crate: one multiplexed master per node, opened
+//! lazily and concurrently, reused for every command of the run, closed at the end.
+//!
+//! Choices forced by the crate (see docs/architecture.md and the pitfalls note):
+//! - host keys are checked strictly unless the inventory says `accept-new`; BatchMode always;
+//! - `ControlPersist` is bounded so that a crashed ovsup leaves no master behind for long, and a
+//!   master that idled out is noticed with `check()` and reopened before the next command;
+//! - the control sockets live in a private 0700 directory under /tmp (short enough for the
+//!   108-byte socket path limit) that is removed when the transport is dropped;
+//! - a connect is retried with backoff when sshd drops it during key exchange (`MaxStartups`).
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{Mutex, RwLock};
+
+use super::{OUTPUT_CAP, Output, bounded, text};
+use crate::error::{Error, Result};
+use crate::inventory::{HostKeyCheck, Node};
+
+/// A master idle this long exits by itself (a crash leaves no orphan for longer).
+const CONTROL_PERSIST_SECS: usize = 300;
+/// Check that the master still lives before using it after this much idle time.
+const RECHECK_AFTER: Duration = Duration::from_secs(240);
+/// How often the master probes the server, so a vanished node is noticed.
+const SERVER_ALIVE: Duration = Duration::from_secs(15);
+/// Connect attempts when sshd resets the connection during key exchange.
+const CONNECT_ATTEMPTS: u32 = 5;
+/// Longest control-socket path we accept (Linux: 108 bytes, OpenSSH appends ~17 characters).
+const MAX_SOCKET_DIR_LEN: usize = 80;
+
+/// Connections to real nodes.
+pub struct SshTransport {
+    ssh_config: Option<PathBuf>,
+    control_dir: tempfile::TempDir,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// One node's master, if open, and when it was last used.
+#[derive(Default)]
+struct Slot {
+    session: RwLock<Option<(Arc<Session>, Instant)>>,
+    /// Serialises connect attempts to one node.
+    connecting: Mutex<()>,
+}
+
+impl SshTransport {
+    /// A transport using the given OpenSSH client config (`ssh -F`), if any.
+    pub fn new(ssh_config: Option<PathBuf>) -> Result<SshTransport> {
+        let control_dir = tempfile::Builder::new()
+            .prefix("ovsup-")
+            .tempdir_in(std::env::temp_dir())
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let len = control_dir.path().as_os_str().len();
+        if len > MAX_SOCKET_DIR_LEN {
+            return Err(Error::Usage(format!(
+                "the control socket directory {} is too long for a Unix socket ({len} bytes); set TMPDIR to a shorter directory",
+                control_dir.path().display()
+            )));
+        }
+        Ok(SshTransport {
+            ssh_config,
+            control_dir,
+            slots: Mutex::default(),
+        })
+    }
+
+    /// The private directory holding the control sockets.
+    pub fn control_dir(&self) -> &Path {
+        self.control_dir.path()
+    }
+
+    async fn slot(&self, node: &Node) -> Arc<Slot> {
+        self.slots
+            .lock()
+            .await
+            .entry(node.name.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// The node's open master, opening it if needed; returns it and the connect time spent.
+    pub async fn connect(&self, node: &Node) -> Result<(Arc<Session>, Duration)> {
+        let slot = self.slot(node).await;
+        if let Some((s, last)) = slot.session.read().await.as_ref()
+            && last.elapsed() < RECHECK_AFTER
+        {
+            return Ok((s.clone(), Duration::ZERO));
+        }
+        let _one_at_a_time = slot.connecting.lock().await;
+        if let Some((s, last)) = slot.session.read().await.as_ref() {
+            if last.elapsed() < RECHECK_AFTER || s.check().await.is_ok() {
+                return Ok((s.clone(), Duration::ZERO));
+            }
+        }
+        let started = Instant::now();
+        let session = Arc::new(self.open(node).await?);
+        *slot.session.write().await = Some((session.clone(), Instant::now()));
+        Ok((session, started.elapsed()))
+    }
+
+    async fn open(&self, node: &Node) -> Result<Session> {
+        let mut b = SessionBuilder::default();
+        b.known_hosts_check(match node.host_key_check {
+            HostKeyCheck::Strict => KnownHosts::Strict,
+            HostKeyCheck::AcceptNew => KnownHosts::Add,
+        })
+        .connect_timeout(node.connect_timeout)
+        .server_alive_interval(SERVER_ALIVE)
+        .control_directory(self.control_dir.path())
+        .control_persist(ControlPersist::IdleFor(
+            NonZeroUsize::new(CONTROL_PERSIST_SECS).unwrap_or(NonZeroUsize::MIN),
+        ));
+        if let Some(cfg) = &self.ssh_config {
+            b.config_file(cfg);
+        }
+        if let Some(user) = &node.user {
+            b.user(user.clone());
+        }
+        if let Some(port) = node.port {
+            b.port(port);
+        }
+        if let Some(key) = &node.identity_file {
+            b.keyfile(key);
+        }
+        let unreachable = |reason: String| Error::Unreachable {
+            node: node.name.clone(),
+            reason,
+        };
+        // ConnectTimeout bounds only the TCP connect; bound the whole handshake as well.
+        let deadline = Instant::now() + node.connect_timeout * 2;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = tokio::time::timeout(left, b.connect_mux(&node.host)).await;
+            let reason = match result {
+                Ok(Ok(session)) => return Ok(session),
+                Ok(Err(e)) => error_chain(&e),
+                Err(_) => format!("no SSH session after {} s", (node.connect_timeout * 2).as_secs()),
+            };
+            let transient = reason.contains("kex_exchange_identification")
+                || reason.contains("Connection reset by peer")
+                || reason.contains("Connection closed by remote host");
+            if !transient || attempt >= CONNECT_ATTEMPTS || Instant::now() >= deadline {
+                return Err(unreachable(reason));
+            }
+            // Spread the retries of many nodes hitting one sshd's MaxStartups.
+            let jitter = u64::from(std::process::id() % 7 + attempt * 13) % 50;
+            tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt) + jitter)).await;
+        }
+    }
+
+    /// Run `line` on `node` under `timeout(1)`.
+    pub async fn exec(&self, node: &Node, line: &str, timeout: Duration) -> Result<Output> {
+        let (session, _) = self.connect(node).await?;
+        let remote = bounded(line, timeout);
+        let lost = |reason: String| Error::Unreachable {
+            node: node.name.clone(),
+            reason,
+        };
+        let mut child = session
+            .raw_command(&remote)
+            .stdin(openssh::Stdio::null())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| lost(error_chain(&e)))?;
+        let out = child.stdout().take();
+        let err = child.stderr().take();
+        // The node's own `timeout` fires first; this local bound only catches a node that
+        // stopped answering altogether.
+        let local_bound = timeout + Duration::from_secs(15);
+        let collected = tokio::time::timeout(local_bound, async {
+            let (stdout, stderr) = tokio::join!(read_capped(out), read_capped(err));
+            let status = child.wait().await;
+            (stdout, stderr, status)
+        })
+        .await;
+        let Ok((stdout, stderr, status)) = collected else {
+            return Err(Error::Timeout {
+                node: node.name.clone(),
+                command: line.to_string(),
+                seconds: timeout.as_secs(),
+            });
+        };
+        let code = match status {
+            Ok(s) => s.code().unwrap_or(255),
+            Err(openssh::Error::RemoteProcessTerminated) => {
+                // The multiplex protocol cannot tell a killed process from a lost connection.
+                if session.check().await.is_err() {
+                    self.forget(node).await;
+                    return Err(lost("connection lost while the command ran".into()));
+                }
+                255
+            }
+            Err(e) => {
+                self.forget(node).await;
+                return Err(lost(error_chain(&e)));
+            }
+        };
+        self.touch(node).await;
+        Ok(Output {
+            code,
+            stdout: text(stdout),
+            stderr: text(stderr),
+        })
+    }
+
+    async fn touch(&self, node: &Node) {
+        let slot = self.slot(node).await;
+        if let Some((_, last)) = slot.session.write().await.as_mut() {
+            *last = Instant::now();
+        }
+    }
+
+    async fn forget(&self, node: &Node) {
+        let slot = self.slot(node).await;
+        let old = slot.session.write().await.take();
+        if let Some((s, _)) = old
+            && let Ok(s) = Arc::try_unwrap(s)
+        {
+            let _ = s.close().await;
+        }
+    }
+
+    /// Close every master concurrently (the control directory goes with the transport).
+    pub async fn close(&self) {
+        let mut closing = tokio::task::JoinSet::new();
+        for (_, slot) in self.slots.lock().await.drain() {
+            closing.spawn(async move {
+                let taken = slot.session.write().await.take();
+                if let Some((s, _)) = taken
+                    && let Ok(s) = Arc::try_unwrap(s)
+                {
+                    let _ = s.close().await;
+                }
+            });
+        }
+        while closing.join_next().await.is_some() {}
+    }
+}
+
+/// Read a stream to its end, keeping at most [`OUTPUT_CAP`] bytes.
+async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>) -> Vec<u8> {
+    let Some(mut stream) = stream else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = OUTPUT_CAP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    kept
+}
+
+/// The error and its sources, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ").replace('\n', " ").trim().to_string()
+}
