@@ -370,7 +370,7 @@ groups = ["storage"]
             panic!("{err:?}")
         };
         assert_eq!((location.line, location.column), (3, 8));
-        assert!(message.contains("integer"), "{message}");
+        assert!(message.contains("expected u16"), "{message}");
         assert_eq!(err.code(), 2);
     }
 

@@ -13,7 +13,6 @@ pub mod quote;
 pub mod report;
 pub mod run;
 pub mod runbooks;
-#[cfg(not(ovsup_nosim))]
 pub mod sim;
 pub mod state;
 pub mod transport;

@@ -1,0 +1,312 @@
+//! `systemctl` as systemd 229 answers it, for nodes of later Open vStorage releases whose
+//! services are units with the upstart job names (`ovs-watcher-framework.service`).
+//! Unlike upstart, start/stop are idempotent and silent; unknown units exit 5.
+
+use std::fmt::Write as _;
+
+use super::{Ctx, join};
+use crate::sim::SimOutput;
+use crate::sim::state::Job;
+
+const VERSION: &str = "systemd 229\n+PAM +AUDIT +SELINUX +IMA +APPARMOR +SMACK +SYSVINIT +UTMP +LIBCRYPTSETUP +GCRYPT +GNUTLS +ACL +XZ -LZ4 +SECCOMP +BLKID +ELFUTILS +KMOD -IDN\n";
+
+/// Maps a unit name to (job name, full unit name); `None` for non-service units.
+fn unit(name: &str) -> Option<(String, String)> {
+    match name.strip_suffix(".service") {
+        Some(job) => Some((job.to_owned(), name.to_owned())),
+        None if name.contains('.') => None,
+        None => Some((name.to_owned(), format!("{name}.service"))),
+    }
+}
+
+fn active_sub(job: &Job) -> (&'static str, &'static str) {
+    if job.running {
+        ("active", "running")
+    } else if job.failed {
+        ("failed", "failed")
+    } else {
+        ("inactive", "dead")
+    }
+}
+
+/// `systemctl --version|list-units|is-active|show|start|stop|restart`.
+pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
+    let mut flags: Vec<&str> = Vec::new();
+    let mut words: Vec<&str> = Vec::new();
+    let mut props: Vec<String> = Vec::new();
+    let mut it = argv[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-p" | "--property" => match it.next() {
+                Some(p) => props.extend(p.split(',').map(str::to_owned)),
+                None => return SimOutput::not_simulated(&join(argv)),
+            },
+            "-t" | "--type" => match it.next().map(String::as_str) {
+                Some("service") => {}
+                _ => return SimOutput::not_simulated(&join(argv)),
+            },
+            o if o.starts_with("--property=") => {
+                props.extend(o["--property=".len()..].split(',').map(str::to_owned))
+            }
+            o if o.starts_with('-') => flags.push(o),
+            w => words.push(w),
+        }
+    }
+    let allowed = |ok: &[&str]| flags.iter().all(|f| ok.contains(f));
+    match words.split_first() {
+        None if flags == ["--version"] => SimOutput::ok(VERSION),
+        Some((&"list-units", patterns))
+            if flags.contains(&"--no-legend")
+                && allowed(&[
+                    "--type=service",
+                    "--all",
+                    "-a",
+                    "--no-legend",
+                    "--plain",
+                    "--no-pager",
+                    "--full",
+                    "-l",
+                ]) =>
+        {
+            list_units(ctx, patterns)
+        }
+        Some((&"is-active", units)) if !units.is_empty() && allowed(&["-q", "--quiet"]) => {
+            let quiet = !flags.is_empty();
+            let mut out = SimOutput::fail(3, "");
+            for u in units {
+                let state = unit(u)
+                    .and_then(|(job, _)| ctx.state.jobs.get(&job))
+                    .map_or("inactive", |j| active_sub(j).0);
+                if state == "active" {
+                    out.code = 0;
+                }
+                if !quiet {
+                    let _ = writeln!(out.stdout, "{state}");
+                }
+            }
+            out
+        }
+        Some((&"show", [u])) if !props.is_empty() && allowed(&["--value"]) => {
+            let value_only = !flags.is_empty();
+            let job = unit(u).and_then(|(job, _)| ctx.state.jobs.get(&job).cloned());
+            let mut out = String::new();
+            for p in &props {
+                let v = match (p.as_str(), &job) {
+                    ("MainPID", Some(j)) => j.pid.to_string(),
+                    ("MainPID", None) => "0".to_owned(),
+                    ("ActiveState", Some(j)) => active_sub(j).0.to_owned(),
+                    ("SubState", Some(j)) => active_sub(j).1.to_owned(),
+                    ("ActiveState", None) => "inactive".to_owned(),
+                    ("SubState", None) => "dead".to_owned(),
+                    ("LoadState", Some(_)) => "loaded".to_owned(),
+                    ("LoadState", None) => "not-found".to_owned(),
+                    _ => return SimOutput::not_simulated(&join(argv)),
+                };
+                if value_only {
+                    let _ = writeln!(out, "{v}");
+                } else {
+                    let _ = writeln!(out, "{p}={v}");
+                }
+            }
+            SimOutput::ok(out)
+        }
+        Some((&verb @ ("start" | "stop" | "restart"), units))
+            if !units.is_empty() && allowed(&["--no-block"]) =>
+        {
+            control(ctx, verb, units)
+        }
+        _ => SimOutput::not_simulated(&join(argv)),
+    }
+}
+
+fn list_units(ctx: &Ctx<'_>, patterns: &[&str]) -> SimOutput {
+    let matches = |name: &str| {
+        patterns.is_empty()
+            || patterns.iter().any(|p| {
+                let p = if p.contains(['*', '?', '[']) || p.contains('.') {
+                    (*p).to_owned()
+                } else {
+                    format!("{p}.service")
+                };
+                glob::Pattern::new(&p).map_or(p == name, |g| g.matches(name))
+            })
+    };
+    let rows: Vec<[String; 5]> = ctx
+        .state
+        .jobs
+        .iter()
+        .map(|(name, job)| (format!("{name}.service"), job))
+        .filter(|(u, _)| matches(u))
+        .map(|(u, job)| {
+            let (a, s) = active_sub(job);
+            [
+                u,
+                "loaded".into(),
+                a.into(),
+                s.into(),
+                job.description.clone(),
+            ]
+        })
+        .collect();
+    let mut w = [0usize; 4];
+    for r in &rows {
+        for i in 0..4 {
+            w[i] = w[i].max(r[i].len());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "{:<w0$} {:<w1$} {:<w2$} {:<w3$} {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3]
+        );
+    }
+    SimOutput::ok(out)
+}
+
+fn control(ctx: &mut Ctx<'_>, verb: &str, units: &[&str]) -> SimOutput {
+    let mut out = SimOutput::ok("");
+    for u in units {
+        let Some((job, unit_name)) = unit(u) else {
+            let _ = writeln!(out.stderr, "Failed to {verb} {u}: Unit {u} not found.");
+            out.code = 5;
+            continue;
+        };
+        if !ctx.state.jobs.contains_key(&job) {
+            let why = if verb == "stop" {
+                "not loaded"
+            } else {
+                "not found"
+            };
+            let _ = writeln!(
+                out.stderr,
+                "Failed to {verb} {unit_name}: Unit {unit_name} {why}."
+            );
+            out.code = 5;
+            continue;
+        }
+        let failing = ctx.state.faults.failing_services.contains(&job);
+        let running = ctx.state.jobs.get(&job).is_some_and(|j| j.running);
+        let new_pid = match verb {
+            "stop" => None,
+            "start" if running => continue,
+            _ if failing => None,
+            _ => Some(ctx.state.alloc_pid()),
+        };
+        let Some(j) = ctx.state.jobs.get_mut(&job) else {
+            continue;
+        };
+        match new_pid {
+            Some(pid) => {
+                j.running = true;
+                j.pid = pid;
+                j.failed = false;
+            }
+            None => {
+                j.running = false;
+                j.pid = 0;
+                j.failed = verb != "stop";
+                if verb != "stop" {
+                    let _ = writeln!(
+                        out.stderr,
+                        "Job for {unit_name} failed because the control process exited with error code. See \"systemctl status {unit_name}\" and \"journalctl -xe\" for details."
+                    );
+                    out.code = 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sim::state::{AptVariant, Init};
+    use crate::sim::tools::testutil::{node, run};
+
+    #[test]
+    fn units() {
+        let (_d, n) = node(Init::Systemd, AptVariant::V1_2);
+        let o = run(
+            &n,
+            "systemctl list-units --type=service --all --no-legend --plain 'ovs-watcher-*'",
+        );
+        assert_eq!(
+            o.stdout,
+            "ovs-watcher-framework.service loaded active running Watcher for Open vStorage framework\n"
+        );
+        let o = run(
+            &n,
+            "systemctl list-units --type=service --all --no-legend --plain 'ovs-*'",
+        );
+        assert_eq!(o.stdout.lines().count(), 10, "{}", o.stdout);
+        let pid = n.state().expect("state").jobs["ovs-webapp-api"].pid;
+        let o = run(&n, "systemctl show -p MainPID ovs-webapp-api.service");
+        assert_eq!(o.stdout, format!("MainPID={pid}\n"));
+        assert_eq!(
+            run(&n, "systemctl is-active ovs-webapp-api").stdout,
+            "active\n"
+        );
+        let o = run(&n, "systemctl stop ovs-webapp-api");
+        assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "", ""));
+        assert_eq!(run(&n, "systemctl stop ovs-webapp-api").code, 0);
+        let o = run(&n, "systemctl is-active ovs-webapp-api");
+        assert_eq!((o.code, o.stdout.as_str()), (3, "inactive\n"));
+        assert_eq!(
+            run(&n, "systemctl show -p MainPID ovs-webapp-api").stdout,
+            "MainPID=0\n"
+        );
+        assert!(
+            run(
+                &n,
+                "systemctl list-units --type=service --all --no-legend --plain 'ovs-webapp*'"
+            )
+            .stdout
+            .contains(" loaded inactive dead ")
+        );
+        assert_eq!(run(&n, "systemctl start ovs-webapp-api").code, 0);
+        assert_eq!(run(&n, "systemctl start ovs-webapp-api").code, 0);
+        let o = run(&n, "systemctl restart ovs-webapp-api");
+        assert_eq!(o.code, 0);
+        assert_ne!(n.state().expect("state").jobs["ovs-webapp-api"].pid, pid);
+        let o = run(&n, "systemctl start foo");
+        assert_eq!(
+            (o.code, o.stderr.as_str()),
+            (
+                5,
+                "Failed to start foo.service: Unit foo.service not found.\n"
+            )
+        );
+        let o = run(&n, "initctl list");
+        assert_eq!(
+            (o.code, o.stderr.as_str()),
+            (127, "sh: 1: initctl: not found\n")
+        );
+        assert_eq!(run(&n, "test -d /run/systemd/system").code, 0);
+        assert!(
+            run(&n, "systemctl --version")
+                .stdout
+                .starts_with("systemd 229\n")
+        );
+    }
+
+    #[test]
+    fn failing_unit() {
+        let (_d, n) = node(Init::Systemd, AptVariant::V1_2);
+        n.update(|s| s.faults.failing_services = vec!["ovs-webapp-api".into()])
+            .expect("update");
+        let o = run(&n, "systemctl restart ovs-webapp-api");
+        assert_eq!(o.code, 1);
+        let o = run(&n, "systemctl is-active ovs-webapp-api");
+        assert_eq!((o.code, o.stdout.as_str()), (3, "failed\n"));
+    }
+}

@@ -1,0 +1,6 @@
+//! All integration tests, in one test binary (one link, shared test bed support).
+mod support;
+
+mod exec;
+mod script_errors;
+mod testbed_selftest;
