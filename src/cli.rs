@@ -28,7 +28,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Inventory file (TOML)
-    #[arg(short = 'i', long, env = "OVSUP_INVENTORY", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'i',
+        long,
+        env = "OVSUP_INVENTORY",
+        global = true,
+        value_name = "FILE"
+    )]
     pub inventory: Option<PathBuf>,
 
     /// Target only these nodes: comma-separated globs on node names, or @group
@@ -94,6 +100,33 @@ pub enum Command {
         #[arg(long)]
         ping: bool,
     },
+    /// Reseed, inspect or break the built-in simulated cluster (-i sim)
+    Sim {
+        /// What to do
+        #[command(subcommand)]
+        action: SimAction,
+    },
+}
+
+/// `ovsup sim …`.
+#[derive(Debug, Subcommand)]
+pub enum SimAction {
+    /// Throw the simulated cluster away and seed it anew
+    Reset,
+    /// Show the simulated nodes (agent, jobs, VMs, newer packages)
+    Show {
+        /// Only this node
+        node: Option<String>,
+    },
+    /// Set a fault knob on a node (apt_lock, failing_installs, stuck_vms, failing_services, hang, slow_ms)
+    Fault {
+        /// The node
+        node: String,
+        /// The knob
+        key: String,
+        /// Its value (lists are comma-separated; "" for none)
+        value: String,
+    },
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -101,7 +134,9 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("expected KEY=VALUE, found {s:?}"))?;
     if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("expected a key of letters, digits and '_', found {k:?}"));
+        return Err(format!(
+            "expected a key of letters, digits and '_', found {k:?}"
+        ));
     }
     Ok((k.to_string(), v.to_string()))
 }

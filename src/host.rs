@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -92,7 +92,12 @@ impl Host {
             .inventory
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), Arc::new(Semaphore::new(MAX_COMMANDS_PER_NODE))))
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    Arc::new(Semaphore::new(MAX_COMMANDS_PER_NODE)),
+                )
+            })
             .collect();
         let forks = p.forks.max(1);
         Host {
@@ -145,21 +150,28 @@ impl Host {
 
     /// Run shell text on a node and return what it left, whatever its exit code. Unreachable
     /// nodes and timeouts are errors. A [`Effect::Change`] command is only reported in a dry run.
-    pub async fn exec(&self, node: &Node, line: &str, effect: Effect, timeout: Option<Duration>) -> Result<Output> {
+    pub async fn exec(
+        &self,
+        node: &Node,
+        line: &str,
+        effect: Effect,
+        timeout: Option<Duration>,
+    ) -> Result<Output> {
         self.check_cancelled()?;
         if line.contains('\0') {
-            return Err(Error::Usage(format!("{}: the command contains a NUL byte", node.name)));
+            return Err(Error::Usage(format!(
+                "{}: the command contains a NUL byte",
+                node.name
+            )));
         }
         if self.dry_run && effect == Effect::Change {
             self.record(node, line, &now_rfc3339(), Duration::ZERO, None, None, true);
             return Ok(Output::default());
         }
         let timeout = timeout.unwrap_or(node.command_timeout);
-        let node_slots = self
-            .per_node
-            .get(&node.name)
-            .cloned()
-            .ok_or_else(|| Error::Internal(format!("node {} is not in the inventory", node.name)))?;
+        let node_slots = self.per_node.get(&node.name).cloned().ok_or_else(|| {
+            Error::Internal(format!("node {} is not in the inventory", node.name))
+        })?;
         let _node_permit = node_slots
             .acquire_owned()
             .await
@@ -198,7 +210,13 @@ impl Host {
 
     /// Like [`Host::exec`], but a non-zero exit is an [`Error::Remote`] naming the node, the
     /// command, the exit code and the tail of stderr.
-    pub async fn exec_ok(&self, node: &Node, line: &str, effect: Effect, timeout: Option<Duration>) -> Result<Output> {
+    pub async fn exec_ok(
+        &self,
+        node: &Node,
+        line: &str,
+        effect: Effect,
+        timeout: Option<Duration>,
+    ) -> Result<Output> {
         let out = self.exec(node, line, effect, timeout).await?;
         if out.code == 0 {
             Ok(out)
@@ -258,7 +276,13 @@ impl Host {
     /// Run `work` on every node, at most `--forks` nodes at a time, and return each node's
     /// result in node order. With [`OnFailure::Stop`], once a node failed no further node is
     /// started (those report "not started").
-    pub async fn fan_out<T, F, Fut>(&self, label: &str, nodes: &[Node], on_failure: OnFailure, work: F) -> Vec<(String, Result<T>)>
+    pub async fn fan_out<T, F, Fut>(
+        &self,
+        label: &str,
+        nodes: &[Node],
+        on_failure: OnFailure,
+        work: F,
+    ) -> Vec<(String, Result<T>)>
     where
         F: Fn(Node) -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -272,26 +296,27 @@ impl Host {
         let failed = AtomicBool::new(false);
         let work = &work;
         let failed = &failed;
-        let mut results: Vec<(usize, String, Result<T>)> = futures_util::stream::iter(nodes.iter().cloned().enumerate())
-            .map(|(i, node)| async move {
-                let name = node.name.clone();
-                if on_failure == OnFailure::Stop && failed.load(Ordering::SeqCst) {
-                    let e = Error::Script {
-                        location: None,
-                        message: format!("{name}: not started, because another node failed"),
-                        code: crate::error::EXIT_FAILED,
-                    };
-                    return (i, name, Err(e));
-                }
-                let r = work(node).await;
-                if r.is_err() {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                (i, name, r)
-            })
-            .buffer_unordered(self.forks_count)
-            .collect()
-            .await;
+        let mut results: Vec<(usize, String, Result<T>)> =
+            futures_util::stream::iter(nodes.iter().cloned().enumerate())
+                .map(|(i, node)| async move {
+                    let name = node.name.clone();
+                    if on_failure == OnFailure::Stop && failed.load(Ordering::SeqCst) {
+                        let e = Error::Script {
+                            location: None,
+                            message: format!("{name}: not started, because another node failed"),
+                            code: crate::error::EXIT_FAILED,
+                        };
+                        return (i, name, Err(e));
+                    }
+                    let r = work(node).await;
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    (i, name, r)
+                })
+                .buffer_unordered(self.forks_count)
+                .collect()
+                .await;
         results.sort_by_key(|(i, _, _)| *i);
         if nodes.len() > 1 {
             self.report(Event::End {

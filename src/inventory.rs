@@ -193,11 +193,62 @@ impl Inventory {
     }
 
     /// The nodes a runbook may target: not excluded, inside `limit`, optionally in `group`.
-    pub fn targets<'a>(&'a self, limit: Option<&'a Limit>, group: Option<&'a str>) -> impl Iterator<Item = &'a Node> + 'a {
+    pub fn targets<'a>(
+        &'a self,
+        limit: Option<&'a Limit>,
+        group: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Node> + 'a {
         self.nodes.iter().filter(move |n| {
             !self.exclude.iter().any(|x| x == &n.name)
                 && limit.is_none_or(|l| l.matches(n))
                 && group.is_none_or(|g| n.groups.iter().any(|ng| ng == g))
+        })
+    }
+
+    /// The built-in simulated cluster (`-i sim`, `-i sim:N`): `n` storage nodes `node-01`…
+    /// in group `storage`, plus the four excluded controller instances in group `controller`.
+    pub fn simulated(n: usize) -> Inventory {
+        let node = |name: String, group: &str| Node {
+            name,
+            host: "sim".into(),
+            port: None,
+            user: None,
+            identity_file: None,
+            groups: vec![group.to_string()],
+            host_key_check: HostKeyCheck::Strict,
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
+            command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT),
+        };
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| node(crate::sim::cluster::storage_name(i), "storage"))
+            .chain(
+                crate::sim::cluster::CONTROLLERS
+                    .iter()
+                    .map(|c| node(c.to_string(), "controller")),
+            )
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Inventory {
+            path: None,
+            ssh_config: None,
+            exclude: LEGACY_EXCLUDES.iter().map(|s| s.to_string()).collect(),
+            nodes,
+            backend: Backend::Sim,
+        }
+    }
+
+    /// The storage-node count of `-i sim` / `-i sim:N`, or `None` when `spec` is a file path.
+    pub fn simulated_spec(spec: &str) -> Option<Result<usize>> {
+        if spec == "sim" {
+            return Some(Ok(crate::sim::cluster::DEFAULT_NODES));
+        }
+        let n = spec.strip_prefix("sim:")?;
+        let max = crate::sim::cluster::MAX_NODES;
+        Some(match n.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(Error::Usage(format!(
+                "-i {spec}: expected sim:N with N from 1 to {max} storage nodes"
+            ))),
         })
     }
 
@@ -245,7 +296,9 @@ impl Limit {
             }
         }
         if patterns.is_empty() {
-            return Err(Error::Usage("--limit: expected a node glob or @group".into()));
+            return Err(Error::Usage(
+                "--limit: expected a node glob or @group".into(),
+            ));
         }
         Ok(Limit {
             patterns,
@@ -270,7 +323,9 @@ impl Limit {
 /// Node and group names: letters, digits, `.`, `_`, `-`, not starting with `-`.
 fn check_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() || name.starts_with('-') {
-        return Err(format!("expected a name not empty and not starting with '-', found {name:?}"));
+        return Err(format!(
+            "expected a name not empty and not starting with '-', found {name:?}"
+        ));
     }
     if let Some(c) = name
         .chars()
@@ -294,7 +349,9 @@ fn check_word(what: &str, value: &str) -> std::result::Result<(), String> {
         ));
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{what} {value:?} contains white space or a control character"));
+        return Err(format!(
+            "{what} {value:?} contains white space or a control character"
+        ));
     }
     if what == "user" && value.contains('@') {
         return Err(format!("user {value:?} contains '@'"));
@@ -309,7 +366,11 @@ fn resolve_path(base: &Path, p: &str) -> PathBuf {
         return PathBuf::from(home).join(rest);
     }
     let path = PathBuf::from(p);
-    if path.is_absolute() { path } else { base.join(path) }
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
 }
 
 /// 1-based line and column of a byte offset.

@@ -4,6 +4,7 @@
 //! the audit journal) and exposes it to runbooks as safe primitives. See docs/architecture.md.
 
 pub mod cli;
+pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod host;

@@ -11,13 +11,14 @@ use clap::Parser;
 use crate::cli::{Cli, Command, Global};
 use crate::engine::Script;
 use crate::error::{EXIT_OK, EXIT_USAGE, Error, Result};
-use crate::host::{Effect, Host, HostParts, OnFailure};
-use crate::inventory::{Inventory, Limit};
+use crate::host::{Host, HostParts};
+use crate::inventory::{Backend, Inventory, Limit};
 use crate::report::human::{HumanReporter, Verbosity};
 use crate::report::json::JsonReporter;
 use crate::report::{Event, Level, Reporter};
 use crate::state::journal::Journal;
 use crate::transport::Transport;
+use crate::transport::sim::SimTransport;
 use crate::transport::ssh::SshTransport;
 
 /// Run ovsup with these arguments (the first is the program name); returns the exit code.
@@ -52,7 +53,12 @@ where
             Ok(v) => (true, v, None),
             Err(e) => (false, serde_json::Value::Null, Some(render(&e))),
         };
-        reporter.report(Event::Result { ok, value, code, error });
+        reporter.report(Event::Result {
+            ok,
+            value,
+            code,
+            error,
+        });
     } else {
         match outcome {
             Ok(serde_json::Value::Null) => {}
@@ -86,7 +92,14 @@ fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> 
         }
         Command::Nodes { ping } => {
             let inventory = load_inventory(g)?;
-            list_nodes(g, inventory, reporter, *ping)
+            let opened = open(g, inventory, reporter, ping.then_some("ping"))?;
+            let result = crate::commands::nodes::list(g, &opened.host, *ping);
+            opened.close();
+            result
+        }
+        Command::Sim { action } => {
+            let inventory = load_inventory(g)?;
+            crate::commands::sim::run(g, &inventory, action)
         }
     }
 }
@@ -94,10 +107,26 @@ fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> 
 fn load_inventory(g: &Global) -> Result<Inventory> {
     let Some(path) = &g.inventory else {
         return Err(Error::Usage(
-            "no inventory: give -i FILE (or set OVSUP_INVENTORY)".into(),
+            "no inventory: give -i FILE, or -i sim for the built-in simulated cluster (or set OVSUP_INVENTORY)".into(),
         ));
     };
+    if let Some(n) = path.to_str().and_then(Inventory::simulated_spec) {
+        return Ok(Inventory::simulated(n?));
+    }
     Inventory::load(path)
+}
+
+/// The state directory of a run: `--state-dir`, else the inventory's default.
+pub fn state_dir(g: &Global, inventory: &Inventory) -> Result<PathBuf> {
+    match &g.state_dir {
+        Some(d) => Ok(d.clone()),
+        None => crate::state::default_dir(&inventory.stem()),
+    }
+}
+
+/// Where the built-in simulated cluster keeps its nodes.
+pub fn sim_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("sim")
 }
 
 /// A site directory: the option, else `<name>/` beside the inventory file if it exists.
@@ -110,13 +139,15 @@ fn site_dir(option: Option<&Path>, inventory: &Inventory, name: &str) -> Option<
 }
 
 /// Everything a run holds open; closed in order by [`Opened::close`].
-struct Opened {
+pub struct Opened {
     runtime: tokio::runtime::Runtime,
-    host: Arc<Host>,
+    /// The run's host.
+    pub host: Arc<Host>,
 }
 
 impl Opened {
-    fn close(self) {
+    /// Close the connections, then the runtime.
+    pub fn close(self) {
         let Opened { runtime, host } = self;
         runtime.block_on(host.close());
         drop(host);
@@ -124,7 +155,12 @@ impl Opened {
     }
 }
 
-fn open(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, run_name: Option<&str>) -> Result<Opened> {
+fn open(
+    g: &Global,
+    inventory: Inventory,
+    reporter: Arc<dyn Reporter>,
+    run_name: Option<&str>,
+) -> Result<Opened> {
     let limit = g.limit.as_deref().map(Limit::parse).transpose()?;
     if let Some(l) = &limit
         && inventory.targets(Some(l), None).next().is_none()
@@ -134,13 +170,21 @@ fn open(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, run_name:
             l.as_str()
         )));
     }
-    let state_dir = match &g.state_dir {
-        Some(d) => d.clone(),
-        None => crate::state::default_dir(&inventory.stem())?,
-    };
+    let state_dir = state_dir(g, &inventory)?;
     crate::state::ensure_dir(&state_dir)?;
-    let journal = run_name.map(|n| Journal::create(&state_dir, n)).transpose()?;
-    let transport = Transport::Ssh(SshTransport::new(inventory.ssh_config.clone())?);
+    let journal = run_name
+        .map(|n| Journal::create(&state_dir, n))
+        .transpose()?;
+    let transport = match inventory.backend {
+        Backend::Ssh => Transport::Ssh(SshTransport::new(inventory.ssh_config.clone())?),
+        Backend::Sim => {
+            let dir = sim_dir(&state_dir);
+            let storage = inventory.nodes.len() - crate::sim::cluster::CONTROLLERS.len();
+            crate::sim::cluster::ensure(&dir, storage)
+                .map_err(|e| Error::Usage(format!("simulated cluster: {e}")))?;
+            Transport::Sim(SimTransport::new(dir))
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ovsup")
@@ -174,10 +218,22 @@ fn open(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, run_name:
     Ok(Opened { runtime, host })
 }
 
-fn run_script(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, name: &str, script: &Script, set: &[(String, String)]) -> Result<serde_json::Value> {
+fn run_script(
+    g: &Global,
+    inventory: Inventory,
+    reporter: Arc<dyn Reporter>,
+    name: &str,
+    script: &Script,
+    set: &[(String, String)],
+) -> Result<serde_json::Value> {
     let stdlib = site_dir(g.stdlib_dir.as_deref(), &inventory, "stdlib");
     let opened = open(g, inventory, reporter, Some(name))?;
-    let result = crate::engine::run(opened.host.clone(), script, crate::engine::opts_map(set), stdlib);
+    let result = crate::engine::run(
+        opened.host.clone(),
+        script,
+        crate::engine::opts_map(set),
+        stdlib,
+    );
     let cancelled = opened.host.cancel.is_cancelled();
     opened.close();
     let value = match result {
@@ -189,85 +245,6 @@ fn run_script(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, nam
         return Ok(serde_json::Value::Null);
     }
     serde_json::to_value(&value).map_err(|e| Error::Internal(format!("runbook value to JSON: {e}")))
-}
-
-fn list_nodes(g: &Global, inventory: Inventory, reporter: Arc<dyn Reporter>, ping: bool) -> Result<serde_json::Value> {
-    let opened = open(g, inventory, reporter, ping.then_some("ping"))?;
-    let host = opened.host.clone();
-    let targets = host.targets(None);
-    let pings = if ping {
-        let results = host.block_on(host.fan_out("ping", &targets, OnFailure::Continue, |node| {
-            let host = &host;
-            async move {
-                let connect = host.connect(&node).await?;
-                let began = std::time::Instant::now();
-                host.exec_ok(&node, "true", Effect::Read, None).await?;
-                Ok((connect, began.elapsed()))
-            }
-        }));
-        Some(results)
-    } else {
-        None
-    };
-    opened.close();
-    let mut rows = Vec::new();
-    let mut unreachable = Vec::new();
-    let mut outcomes = pings.map(Vec::into_iter);
-    for node in &targets {
-        let mut row = serde_json::json!({
-            "name": node.name,
-            "host": node.host,
-            "groups": node.groups,
-        });
-        match outcomes.as_mut().and_then(Iterator::next) {
-            Some((_, Ok((connect, rtt)))) => {
-                row["reachable"] = true.into();
-                row["connect_ms"] = ms(connect).into();
-                row["rtt_ms"] = ms(rtt).into();
-            }
-            Some((_, Err(e))) => {
-                row["reachable"] = false.into();
-                row["error"] = e.to_string().into();
-                unreachable.push(e);
-            }
-            None => {}
-        }
-        rows.push(row);
-    }
-    if !g.json {
-        for row in &rows {
-            let mut line = format!(
-                "{:<20} {:<24} {}",
-                row["name"].as_str().unwrap_or_default(),
-                row["host"].as_str().unwrap_or_default(),
-                row["groups"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|g| g.as_str()).collect::<Vec<_>>().join(","))
-                    .unwrap_or_default()
-            );
-            match row.get("reachable").and_then(|r| r.as_bool()) {
-                Some(true) => line.push_str(&format!(
-                    "  ok  connect {:.1} ms  rtt {:.1} ms",
-                    row["connect_ms"].as_f64().unwrap_or_default(),
-                    row["rtt_ms"].as_f64().unwrap_or_default()
-                )),
-                Some(false) => line.push_str("  UNREACHABLE"),
-                None => {}
-            }
-            println!("{line}");
-        }
-    }
-    if !unreachable.is_empty() {
-        return Err(Error::Nodes {
-            total: targets.len(),
-            failures: unreachable,
-        });
-    }
-    Ok(if g.json { serde_json::Value::Array(rows) } else { serde_json::Value::Null })
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 /// An error as the operator reads it: the message, and for a located error the source line

@@ -35,7 +35,10 @@ pub fn find(spec: &str, site_dir: Option<&Path>) -> Result<(Script, Origin)> {
             Origin::File(path),
         ));
     }
-    if !spec.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !spec
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(Error::Usage(format!(
             "{spec:?} is neither a runbook name (letters, digits, '-', '_') nor a .rhai file"
         )));
@@ -65,12 +68,20 @@ pub fn find(spec: &str, site_dir: Option<&Path>) -> Result<(Script, Origin)> {
     }
     let mut known: Vec<String> = SHIPPED
         .files()
-        .filter_map(|f| f.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter_map(|f| {
+            f.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .collect();
     known.sort();
     Err(Error::Usage(format!(
         "no runbook named {spec:?} (site directory: {}; shipped: {})",
         site_dir.map_or("none".to_string(), |d| d.display().to_string()),
-        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
     )))
 }

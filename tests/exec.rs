@@ -15,7 +15,11 @@ fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(&runs).expect("runs dir") {
         let text = std::fs::read_to_string(entry.expect("entry").path()).expect("journal");
-        lines.extend(text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).expect("journal line is JSON")));
+        lines.extend(
+            text.lines().map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("journal line is JSON")
+            }),
+        );
     }
     lines
 }
@@ -30,7 +34,11 @@ fn fan_out_to_five_nodes_returns_every_nodes_output() {
     }
     let ran = Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&state(&bed))
-        .args(["--json", "eval", r#"sh(nodes(), "hostname; cat /etc/ovsup-marker")"#])
+        .args([
+            "--json",
+            "eval",
+            r#"sh(nodes(), "hostname; cat /etc/ovsup-marker")"#,
+        ])
         .run()
         .code(0);
     let value = &ran.json_result()["value"];
@@ -47,7 +55,10 @@ fn fan_out_to_five_nodes_returns_every_nodes_output() {
         assert_eq!(line["code"], 0);
         assert_eq!(line["command"], "hostname; cat /etc/ovsup-marker");
         assert!(line["bytes"].as_u64().unwrap_or(0) > 10, "{line}");
-        assert!(line["start"].as_str().unwrap_or("").ends_with('Z'), "{line}");
+        assert!(
+            line["start"].as_str().unwrap_or("").ends_with('Z'),
+            "{line}"
+        );
         assert!(line["ms"].is_u64(), "{line}");
     }
 }
@@ -62,7 +73,11 @@ fn quoting_survives_spaces_quotes_dollars_and_semicolons() {
         "a;touch ovsup-pwned;b",
         "`id` $(id)",
     ];
-    let names = hostile.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>().join(", ");
+    let names = hostile
+        .iter()
+        .map(|h| format!("{h:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let script = format!(
         r#"let names = [{names}];
            let n = nodes()[0];
@@ -74,14 +89,20 @@ fn quoting_survives_spaces_quotes_dollars_and_semicolons() {
         .args(["--json", "eval", &script])
         .run()
         .code(0);
-    let listed = ran.json_result()["value"].as_str().expect("stdout").to_string();
+    let listed = ran.json_result()["value"]
+        .as_str()
+        .expect("stdout")
+        .to_string();
     let mut expected: Vec<&str> = hostile.to_vec();
     expected.sort();
     let mut got: Vec<&str> = listed.lines().collect();
     got.sort();
     assert_eq!(got, expected);
     let node = bed.node(0);
-    assert!(!node.root_path().join("root/ovsup-pwned").exists(), "a ';' ran a second command");
+    assert!(
+        !node.root_path().join("root/ovsup-pwned").exists(),
+        "a ';' ran a second command"
+    );
 }
 
 #[test]
@@ -97,7 +118,11 @@ fn a_stopped_node_is_unreachable_by_name_and_the_others_are_kept() {
         .args(["eval", r#"sh(nodes(), "echo up")"#])
         .run()
         .code(1);
-    assert!(ran.stderr.contains(&format!("{down_name}: unreachable")), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!("{down_name}: unreachable")),
+        "{}",
+        ran.stderr
+    );
 
     // The results of the reachable nodes are kept, in the error and with try_sh.
     let script = r#"
@@ -118,7 +143,10 @@ fn a_stopped_node_is_unreachable_by_name_and_the_others_are_kept() {
     assert!(v["kept"].get(&down_name).is_none(), "{v}");
     assert_eq!(v["all"][&down_name]["code"], -1, "{v}");
     let why = v["all"][&down_name]["error"].as_str().unwrap_or("");
-    assert!(why.contains(&down_name) && why.contains("unreachable"), "{why}");
+    assert!(
+        why.contains(&down_name) && why.contains("unreachable"),
+        "{why}"
+    );
 
     // `nodes --ping` reports it and fails.
     let ran = Ovsup::with_inventory(bed.inventory_path())
@@ -132,7 +160,10 @@ fn a_stopped_node_is_unreachable_by_name_and_the_others_are_kept() {
 
 #[test]
 fn a_hanging_command_hits_the_timeout_and_does_not_live_on() {
-    let bed = TestBed::builder().nodes(1).defaults_toml("command_timeout = 2").start();
+    let bed = TestBed::builder()
+        .nodes(1)
+        .defaults_toml("command_timeout = 2")
+        .start();
     let started = std::time::Instant::now();
     let ran = Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&state(&bed))
@@ -145,7 +176,9 @@ fn a_hanging_command_hits_the_timeout_and_does_not_live_on() {
     assert!(took.as_secs_f64() < 10.0, "took {took:?}");
     // The node's timeout(1) killed it: nothing of it is left on the node.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let ps = bed.node(0).sh_local("ps -eo args | grep -c '^sleep 4242' || true");
+    let ps = bed
+        .node(0)
+        .sh_local("ps -eo args | grep -c '^sleep 4242' || true");
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "0");
 }
 
@@ -159,9 +192,14 @@ fn a_changed_host_key_is_refused() {
         .run()
         .code(1);
     let name = bed.node(0).name();
-    assert!(ran.stderr.contains(&format!("{name}: unreachable")), "{}", ran.stderr);
     assert!(
-        ran.stderr.contains("Host key verification failed") || ran.stderr.contains("HOST IDENTIFICATION HAS CHANGED"),
+        ran.stderr.contains(&format!("{name}: unreachable")),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("Host key verification failed")
+            || ran.stderr.contains("HOST IDENTIFICATION HAS CHANGED"),
         "{}",
         ran.stderr
     );
@@ -183,7 +221,10 @@ fn dry_run_prints_changes_runs_queries_and_changes_nothing() {
     let events = ran.json_events();
     let dry: Vec<_> = events.iter().filter(|e| e["dry_run"] == true).collect();
     assert_eq!(dry.len(), 2, "{}", ran.stdout);
-    assert_eq!(ran.json_result()["value"][bed.node(0).name()], format!("{}\n", bed.node(0).name()));
+    assert_eq!(
+        ran.json_result()["value"][bed.node(0).name()],
+        format!("{}\n", bed.node(0).name())
+    );
     for node in bed.nodes() {
         assert!(!node.root_path().join("etc/ovsup-dry").exists());
     }
@@ -195,7 +236,13 @@ fn limit_narrows_the_target_set() {
     let second = bed.node(1).name().to_string();
     let ran = Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&state(&bed))
-        .args(["--json", "--limit", &second, "eval", r#"sh(nodes(), "hostname")"#])
+        .args([
+            "--json",
+            "--limit",
+            &second,
+            "eval",
+            r#"sh(nodes(), "hostname")"#,
+        ])
         .run()
         .code(0);
     let v = ran.json_result()["value"].clone();
@@ -207,4 +254,22 @@ fn limit_narrows_the_target_set() {
         .run()
         .code(2)
         .stderr_has("matches no target node");
+}
+
+#[test]
+fn many_commands_on_one_node_stay_below_sshds_session_limit() {
+    let bed = TestBed::start(1);
+    let state = state(&bed);
+    // The same node twenty times: twenty commands at once on one connection, where sshd allows
+    // ten sessions. Without the per-node cap the crate fails with "Session open refused".
+    let ran = Ovsup::with_inventory(bed.inventory_path())
+        .state_dir(&state)
+        .args(["--forks", "64", "--json", "eval", r#"let n = nodes()[0]; let many = []; for i in 0..20 { many.push(n); } try_sh(many, "sleep 0.3; echo ok")"#])
+        .run()
+        .code(0);
+    let v = ran.json_result()["value"].clone();
+    assert_eq!(v[bed.node(0).name()]["stdout"], "ok\n", "{v}");
+    let journal = journal_lines(&state);
+    assert_eq!(journal.len(), 20);
+    assert!(journal.iter().all(|l| l["code"] == 0), "{journal:?}");
 }

@@ -2,5 +2,6 @@
 mod support;
 
 mod exec;
+mod interrupt;
 mod script_errors;
 mod testbed_selftest;

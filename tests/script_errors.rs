@@ -10,7 +10,10 @@ fn inventory(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 }
 
 fn ovsup(dir: &std::path::Path, inv: &std::path::Path, args: &[&str]) -> Ran {
-    Ovsup::with_inventory(inv).state_dir(&dir.join("state")).args(args).run()
+    Ovsup::with_inventory(inv)
+        .state_dir(&dir.join("state"))
+        .args(args)
+        .run()
 }
 
 const ONE_NODE: &str = "[nodes.n1]\nhost = \"127.0.0.1\"\n";
@@ -24,7 +27,11 @@ fn a_runbook_syntax_error_names_file_line_and_column_and_exits_2() {
     let ran = ovsup(dir.path(), &inv, &["run", book.to_str().expect("utf8")]).code(2);
     let expected = format!("{}:2:14:", book.display());
     assert!(ran.stderr.contains(&expected), "{}", ran.stderr);
-    assert!(ran.stderr.contains("let b = (a + ;"), "the source line is shown: {}", ran.stderr);
+    assert!(
+        ran.stderr.contains("let b = (a + ;"),
+        "the source line is shown: {}",
+        ran.stderr
+    );
 }
 
 #[test]
@@ -33,8 +40,17 @@ fn a_runtime_error_in_a_module_points_into_the_module() {
     let inv = inventory(dir.path(), ONE_NODE);
     let lib = dir.path().join("stdlib");
     std::fs::create_dir(&lib).expect("mkdir");
-    std::fs::write(lib.join("site.rhai"), "fn boom() {\n    fail(\"from the module\");\n}\n").expect("write module");
-    let ran = ovsup(dir.path(), &inv, &["eval", "import \"site\" as s;\ns::boom()"]).code(1);
+    std::fs::write(
+        lib.join("site.rhai"),
+        "fn boom() {\n    fail(\"from the module\");\n}\n",
+    )
+    .expect("write module");
+    let ran = ovsup(
+        dir.path(),
+        &inv,
+        &["eval", "import \"site\" as s;\ns::boom()"],
+    )
+    .code(1);
     let expected = format!("{}:2:5: from the module", lib.join("site.rhai").display());
     assert!(ran.stderr.contains(&expected), "{}", ran.stderr);
 }
@@ -43,33 +59,61 @@ fn a_runtime_error_in_a_module_points_into_the_module() {
 fn imports_are_confined_and_eval_is_disabled() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inv = inventory(dir.path(), ONE_NODE);
-    ovsup(dir.path(), &inv, &["eval", "import \"../../etc/passwd\" as p;"])
+    ovsup(
+        dir.path(),
+        &inv,
+        &["eval", "import \"../../etc/passwd\" as p;"],
+    )
+    .code(2)
+    .stderr_has("<eval>:1:8:");
+    ovsup(dir.path(), &inv, &["eval", "eval(\"1\")"])
         .code(2)
-        .stderr_has("<eval>:1:8:");
-    ovsup(dir.path(), &inv, &["eval", "eval(\"1\")"]).code(2).stderr_has("eval");
+        .stderr_has("eval");
     // The shipped stdlib is importable.
-    ovsup(dir.path(), &inv, &["eval", "import \"util\" as u; u::names(nodes())"])
-        .code(0)
-        .stdout_has("n1");
+    ovsup(
+        dir.path(),
+        &inv,
+        &["eval", "import \"util\" as u; u::names(nodes())"],
+    )
+    .code(0)
+    .stdout_has("n1");
 }
 
 #[test]
 fn runaway_scripts_are_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inv = inventory(dir.path(), ONE_NODE);
-    ovsup(dir.path(), &inv, &["eval", "loop {}"]).code(1).stderr_has("operations");
-    ovsup(dir.path(), &inv, &["eval", "fn f(x) { f(x) } f(1)"]).code(1).stderr_has("<eval>:1:");
+    ovsup(dir.path(), &inv, &["eval", "loop {}"])
+        .code(1)
+        .stderr_has("operations");
+    ovsup(dir.path(), &inv, &["eval", "fn f(x) { f(x) } f(1)"])
+        .code(1)
+        .stderr_has("<eval>:1:");
 }
 
 #[test]
 fn a_malformed_inventory_names_file_line_and_column_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let inv = inventory(dir.path(), "[defaults]\nport = 22\n[nodes.n1]\nhost = 10.0.0.1\n");
+    let inv = inventory(
+        dir.path(),
+        "[defaults]\nport = 22\n[nodes.n1]\nhost = 10.0.0.1\n",
+    );
     let ran = ovsup(dir.path(), &inv, &["nodes"]).code(2);
-    assert!(ran.stderr.contains(&format!("{}:4:", inv.display())), "{}", ran.stderr);
-    let inv = inventory(dir.path(), "[nodes.n1]\nhost = \"-oProxyCommand=touch /tmp/x\"\n");
+    assert!(
+        ran.stderr.contains(&format!("{}:4:", inv.display())),
+        "{}",
+        ran.stderr
+    );
+    let inv = inventory(
+        dir.path(),
+        "[nodes.n1]\nhost = \"-oProxyCommand=touch /tmp/x\"\n",
+    );
     let ran = ovsup(dir.path(), &inv, &["nodes"]).code(2);
-    assert!(ran.stderr.contains(&format!("{}:2:8:", inv.display())), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!("{}:2:8:", inv.display())),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]
@@ -77,9 +121,13 @@ fn usage_errors_exit_2_and_help_lists_exit_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inv = inventory(dir.path(), ONE_NODE);
     ovsup(dir.path(), &inv, &["frobnicate"]).code(2);
-    ovsup(dir.path(), &inv, &["run", "no-such-runbook"]).code(2).stderr_has("no runbook named");
+    ovsup(dir.path(), &inv, &["run", "no-such-runbook"])
+        .code(2)
+        .stderr_has("no runbook named");
     ovsup(dir.path(), &inv, &["eval", "1", "--set", "novalue"]).code(2);
-    ovsup(dir.path(), &inv, &["--help"]).code(0).stdout_has("130  interrupted");
+    ovsup(dir.path(), &inv, &["--help"])
+        .code(0)
+        .stdout_has("130  interrupted");
     Ovsup::with_inventory(&dir.path().join("missing.toml"))
         .args(["nodes"])
         .run()
@@ -94,14 +142,32 @@ fn opts_and_the_json_result_line() {
     let ran = ovsup(
         dir.path(),
         &inv,
-        &["--json", "eval", "#{n: opts.count + 1, s: opts.name, b: opts.flag}", "--set", "count=41", "--set", "name=x y", "--set", "flag=true"],
+        &[
+            "--json",
+            "eval",
+            "#{n: opts.count + 1, s: opts.name, b: opts.flag}",
+            "--set",
+            "count=41",
+            "--set",
+            "name=x y",
+            "--set",
+            "flag=true",
+        ],
     )
     .code(0);
     let r = ran.json_result();
     assert_eq!(r["event"], "result");
     assert_eq!(r["ok"], true);
-    assert_eq!(r["value"], serde_json::json!({"n": 42, "s": "x y", "b": true}));
-    let ran = ovsup(dir.path(), &inv, &["--json", "eval", "refuse(\"node is online\")"]).code(3);
+    assert_eq!(
+        r["value"],
+        serde_json::json!({"n": 42, "s": "x y", "b": true})
+    );
+    let ran = ovsup(
+        dir.path(),
+        &inv,
+        &["--json", "eval", "refuse(\"node is online\")"],
+    )
+    .code(3);
     let r = ran.json_result();
     assert_eq!(r["ok"], false);
     assert_eq!(r["code"], 3);

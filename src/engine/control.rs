@@ -63,7 +63,9 @@ pub mod control_api {
     pub fn sleep_float(ctx: NativeCallContext, seconds: f64) -> Result<(), Box<EvalAltResult>> {
         let host = crate::engine::host(&ctx)?;
         if !(0.0..=86_400.0).contains(&seconds) {
-            return Err(raise(Error::Usage(format!("sleep: expected 0 to 86400 seconds, found {seconds}"))));
+            return Err(raise(Error::Usage(format!(
+                "sleep: expected 0 to 86400 seconds, found {seconds}"
+            ))));
         }
         let cancel = host.cancel.clone();
         let interrupted = host.block_on(async move {
@@ -72,7 +74,11 @@ pub mod control_api {
                 _ = cancel.cancelled() => true,
             }
         });
-        if interrupted { Err(raise(Error::Interrupted)) } else { Ok(()) }
+        if interrupted {
+            Err(raise(Error::Interrupted))
+        } else {
+            Ok(())
+        }
     }
 
     /// True when the run was started with `--dry-run` (changes are printed, not made).

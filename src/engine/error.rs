@@ -30,9 +30,9 @@ impl ScriptError {
     /// The node, when the error concerns one node.
     pub fn node(&mut self) -> Dynamic {
         match &*self.error {
-            Error::Remote { node, .. } | Error::Unreachable { node, .. } | Error::Timeout { node, .. } => {
-                node.clone().into()
-            }
+            Error::Remote { node, .. }
+            | Error::Unreachable { node, .. }
+            | Error::Timeout { node, .. } => node.clone().into(),
             _ => Dynamic::UNIT,
         }
     }
@@ -89,11 +89,10 @@ impl Sources {
     pub fn locate(&self, source: &str, pos: Position) -> Option<Location> {
         let line = pos.line()?;
         let column = pos.position().unwrap_or(1);
-        let source_line = self
-            .0
-            .lock()
-            .ok()
-            .and_then(|m| m.get(source).and_then(|t| t.lines().nth(line - 1).map(str::to_string)));
+        let source_line = self.0.lock().ok().and_then(|m| {
+            m.get(source)
+                .and_then(|t| t.lines().nth(line - 1).map(str::to_string))
+        });
         Some(Location {
             file: PathBuf::from(source),
             line,
@@ -156,18 +155,34 @@ pub fn from_eval(err: &EvalAltResult, main_source: &str, sources: &Sources) -> E
 }
 
 /// Walk wrappers down to the error that happened, tracking the source it happened in.
-fn innermost(err: &EvalAltResult, source: String, outer: Position) -> (&EvalAltResult, String, Position) {
+fn innermost(
+    err: &EvalAltResult,
+    source: String,
+    outer: Position,
+) -> (&EvalAltResult, String, Position) {
     match err {
         EvalAltResult::ErrorInFunctionCall(_, fn_source, inner, pos) => {
-            let src = if fn_source.is_empty() { source } else { fn_source.clone() };
+            let src = if fn_source.is_empty() {
+                source
+            } else {
+                fn_source.clone()
+            };
             innermost(inner, src, *pos)
         }
         EvalAltResult::ErrorInModule(path, inner, pos) => {
-            let (src, at) = if path.is_empty() { (source, *pos) } else { (path.clone(), Position::NONE) };
+            let (src, at) = if path.is_empty() {
+                (source, *pos)
+            } else {
+                (path.clone(), Position::NONE)
+            };
             innermost(inner, src, at)
         }
         other => {
-            let pos = if other.position().is_none() { outer } else { other.position() };
+            let pos = if other.position().is_none() {
+                outer
+            } else {
+                other.position()
+            };
             (other, source, pos)
         }
     }

@@ -36,13 +36,29 @@ fn argv_line(argv: Array) -> Result<String, Box<EvalAltResult>> {
 }
 
 /// Run and raise on failure: the value is stdout (per node for an array).
-fn checked(ctx: &NativeCallContext, target: Dynamic, line: &str, effect: Effect) -> Result<Dynamic, Box<EvalAltResult>> {
+fn checked(
+    ctx: &NativeCallContext,
+    target: Dynamic,
+    line: &str,
+    effect: Effect,
+) -> Result<Dynamic, Box<EvalAltResult>> {
     let host = super::host(ctx)?;
     let target = Target::from_dynamic(&host, target)?;
-    let results = host.block_on(run(&host, &target.nodes, line, effect, Check::ExitZero, None));
+    let results = host.block_on(run(
+        &host,
+        &target.nodes,
+        line,
+        effect,
+        Check::ExitZero,
+        None,
+    ));
     let kept: Map = results
         .iter()
-        .filter_map(|(n, r)| r.as_ref().ok().map(|o| (n.as_str().into(), o.stdout.clone().into())))
+        .filter_map(|(n, r)| {
+            r.as_ref()
+                .ok()
+                .map(|o| (n.as_str().into(), o.stdout.clone().into()))
+        })
         .collect();
     match all_ok(results) {
         Ok(values) => Ok(target.shape(
@@ -57,10 +73,22 @@ fn checked(ctx: &NativeCallContext, target: Dynamic, line: &str, effect: Effect)
 
 /// Run and return every outcome: `#{code, stdout, stderr}` per node; an unreachable or
 /// timed-out node gives `#{code: -1, stdout: "", stderr: "", error: "…"}`.
-fn tolerant(ctx: &NativeCallContext, target: Dynamic, line: &str, effect: Effect) -> Result<Dynamic, Box<EvalAltResult>> {
+fn tolerant(
+    ctx: &NativeCallContext,
+    target: Dynamic,
+    line: &str,
+    effect: Effect,
+) -> Result<Dynamic, Box<EvalAltResult>> {
     let host = super::host(ctx)?;
     let target = Target::from_dynamic(&host, target)?;
-    let results = host.block_on(run(&host, &target.nodes, line, effect, Check::Nothing, None));
+    let results = host.block_on(run(
+        &host,
+        &target.nodes,
+        line,
+        effect,
+        Check::Nothing,
+        None,
+    ));
     let mut values = Vec::with_capacity(results.len());
     for (name, r) in results {
         let value = match r {
@@ -96,7 +124,11 @@ pub mod exec_api {
     /// node or a command past its timeout raises too. With `--dry-run` the command is only
     /// printed. Use for shell text you write yourself; pass names with `cmd`.
     #[rhai_fn(return_raw)]
-    pub fn sh(ctx: NativeCallContext, target: Dynamic, line: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn sh(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        line: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         checked(&ctx, target, line, Effect::Change)
     }
 
@@ -104,20 +136,32 @@ pub mod exec_api {
     /// remote shell, so names with spaces, quotes, `$` or `;` arrive as one word. Otherwise as
     /// `sh`.
     #[rhai_fn(return_raw)]
-    pub fn cmd(ctx: NativeCallContext, target: Dynamic, argv: Array) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn cmd(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        argv: Array,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         let line = argv_line(argv)?;
         checked(&ctx, target, &line, Effect::Change)
     }
 
     /// Like `sh`, for a command that only reads the node: it runs in `--dry-run` too.
     #[rhai_fn(return_raw)]
-    pub fn query(ctx: NativeCallContext, target: Dynamic, line: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn query(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        line: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         checked(&ctx, target, line, Effect::Read)
     }
 
     /// Like `cmd`, for a command that only reads the node: it runs in `--dry-run` too.
     #[rhai_fn(name = "query", return_raw)]
-    pub fn query_argv(ctx: NativeCallContext, target: Dynamic, argv: Array) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn query_argv(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        argv: Array,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         let line = argv_line(argv)?;
         checked(&ctx, target, &line, Effect::Read)
     }
@@ -126,26 +170,42 @@ pub mod exec_api {
     /// exit code; never raises for a remote failure. An unreachable node gives `code: -1` and
     /// an `error` text. Every node runs, even when others fail.
     #[rhai_fn(return_raw)]
-    pub fn try_sh(ctx: NativeCallContext, target: Dynamic, line: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn try_sh(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        line: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         tolerant(&ctx, target, line, Effect::Change)
     }
 
     /// `try_sh` for an argument vector (each argument quoted).
     #[rhai_fn(return_raw)]
-    pub fn try_cmd(ctx: NativeCallContext, target: Dynamic, argv: Array) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn try_cmd(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        argv: Array,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         let line = argv_line(argv)?;
         tolerant(&ctx, target, &line, Effect::Change)
     }
 
     /// `try_sh` for a read-only command: runs in `--dry-run` too.
     #[rhai_fn(return_raw)]
-    pub fn try_query(ctx: NativeCallContext, target: Dynamic, line: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn try_query(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        line: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         tolerant(&ctx, target, line, Effect::Read)
     }
 
     /// `try_query` for an argument vector.
     #[rhai_fn(name = "try_query", return_raw)]
-    pub fn try_query_argv(ctx: NativeCallContext, target: Dynamic, argv: Array) -> Result<Dynamic, Box<EvalAltResult>> {
+    pub fn try_query_argv(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        argv: Array,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
         let line = argv_line(argv)?;
         tolerant(&ctx, target, &line, Effect::Read)
     }

@@ -32,7 +32,11 @@ pub struct HostHandle(pub Arc<Host>);
 pub(crate) fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
     ctx.tag()
         .and_then(|t| t.read_lock::<HostHandle>().map(|h| h.0.clone()))
-        .ok_or_else(|| error::raise(Error::Internal("no host attached to the script engine".into())))
+        .ok_or_else(|| {
+            error::raise(Error::Internal(
+                "no host attached to the script engine".into(),
+            ))
+        })
 }
 
 /// A script to run: its text and the name errors show for it.
@@ -97,18 +101,25 @@ pub fn register(engine: &mut Engine) {
 }
 
 /// Compile a script, reporting a syntax error at its file, line and column (exit 2).
-pub fn compile(engine: &Engine, script: &Script, scope: &Scope, sources: &Sources) -> Result<rhai::AST> {
+pub fn compile(
+    engine: &Engine,
+    script: &Script,
+    scope: &Scope,
+    sources: &Sources,
+) -> Result<rhai::AST> {
     sources.add(&script.name, &script.text);
-    let mut ast = engine.compile_with_scope(scope, &script.text).map_err(|e| {
-        let pos = e.position();
-        let location = sources.locate(&script.name, pos).unwrap_or_else(|| {
-            location_of(std::path::Path::new(&script.name), &script.text, 0)
-        });
-        Error::ScriptSyntax {
-            location,
-            message: e.err_type().to_string(),
-        }
-    })?;
+    let mut ast = engine
+        .compile_with_scope(scope, &script.text)
+        .map_err(|e| {
+            let pos = e.position();
+            let location = sources.locate(&script.name, pos).unwrap_or_else(|| {
+                location_of(std::path::Path::new(&script.name), &script.text, 0)
+            });
+            Error::ScriptSyntax {
+                location,
+                message: e.err_type().to_string(),
+            }
+        })?;
     ast.set_source(script.name.as_str());
     Ok(ast)
 }
@@ -133,7 +144,12 @@ pub fn opts_map(pairs: &[(String, String)]) -> Map {
 }
 
 /// Run a script to its end and return its value.
-pub fn run(host: Arc<Host>, script: &Script, opts: Map, site_stdlib: Option<PathBuf>) -> Result<Dynamic> {
+pub fn run(
+    host: Arc<Host>,
+    script: &Script,
+    opts: Map,
+    site_stdlib: Option<PathBuf>,
+) -> Result<Dynamic> {
     let sources = Sources::default();
     let engine = build(host, site_stdlib, sources.clone());
     let mut scope = Scope::new();

@@ -24,12 +24,26 @@ pub mod nodes_api {
     /// The target nodes of one group (`groups = [...]` in the inventory), ordered by name.
     /// An unknown group is an error, not an empty set.
     #[rhai_fn(name = "nodes", return_raw)]
-    pub fn nodes_of_group(ctx: NativeCallContext, group: &str) -> Result<Array, Box<EvalAltResult>> {
+    pub fn nodes_of_group(
+        ctx: NativeCallContext,
+        group: &str,
+    ) -> Result<Array, Box<EvalAltResult>> {
         let host = crate::engine::host(&ctx)?;
-        if !host.inventory.nodes.iter().any(|n| n.groups.iter().any(|g| g == group)) {
-            return Err(raise(Error::Usage(format!("no node of the inventory is in group {group:?}"))));
+        if !host
+            .inventory
+            .nodes
+            .iter()
+            .any(|n| n.groups.iter().any(|g| g == group))
+        {
+            return Err(raise(Error::Usage(format!(
+                "no node of the inventory is in group {group:?}"
+            ))));
         }
-        Ok(host.targets(Some(group)).into_iter().map(Dynamic::from).collect())
+        Ok(host
+            .targets(Some(group))
+            .into_iter()
+            .map(Dynamic::from)
+            .collect())
     }
 
     /// The node's name (its inventory key).

@@ -34,28 +34,46 @@ impl StdlibResolver {
             }
         }
         let shipped = SHIPPED_STDLIB.get_file(&file)?;
-        Some((format!("stdlib/{file}"), shipped.contents_utf8()?.to_string()))
+        Some((
+            format!("stdlib/{file}"),
+            shipped.contents_utf8()?.to_string(),
+        ))
     }
 }
 
 /// A module name is letters, digits, `_` and `-` only: no path can escape the directories.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl rhai::ModuleResolver for StdlibResolver {
-    fn resolve(&self, engine: &Engine, _source: Option<&str>, path: &str, pos: Position) -> Result<Shared<Module>, Box<EvalAltResult>> {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         if !valid_name(path) {
             return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
-                format!("{path} (a module is named by letters, digits, '_' and '-'; it comes from the stdlib directories only)"),
+                format!(
+                    "{path} (a module is named by letters, digits, '_' and '-'; it comes from the stdlib directories only)"
+                ),
                 pos,
             )));
         }
         let Some((display, text)) = self.find(path) else {
-            return Err(Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)));
+            return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
+                path.to_string(),
+                pos,
+            )));
         };
         self.sources.add(&display, &text);
-        let in_module = |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(display.clone(), e, pos));
+        let in_module =
+            |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(display.clone(), e, pos));
         let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
         ast.set_source(display.as_str());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;

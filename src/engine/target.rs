@@ -25,7 +25,10 @@ impl Target {
                 .into_iter()
                 .map(|v| one(host, v))
                 .collect::<Result<Vec<_>, _>>()?;
-            return Ok(Target { nodes, single: false });
+            return Ok(Target {
+                nodes,
+                single: false,
+            });
         }
         Ok(Target {
             nodes: vec![one(host, value)?],
@@ -37,7 +40,11 @@ impl Target {
     /// map keyed by node name for an array.
     pub fn shape(&self, values: Vec<(String, Dynamic)>) -> Dynamic {
         if self.single {
-            values.into_iter().next().map(|(_, v)| v).unwrap_or(Dynamic::UNIT)
+            values
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or(Dynamic::UNIT)
         } else {
             let map: Map = values.into_iter().map(|(k, v)| (k.into(), v)).collect();
             map.into()
@@ -52,7 +59,9 @@ fn one(host: &Host, value: Dynamic) -> Result<Node, Box<EvalAltResult>> {
     if value.is_string() {
         let name = value.to_string();
         return host.inventory.node(&name).cloned().ok_or_else(|| {
-            raise(Error::Usage(format!("no node named {name:?} in the inventory")))
+            raise(Error::Usage(format!(
+                "no node named {name:?} in the inventory"
+            )))
         });
     }
     Err(raise(Error::Usage(format!(

@@ -18,7 +18,14 @@ pub enum Check {
 }
 
 /// Run `line` on every node in parallel and return each node's outcome, in node order.
-pub async fn run(host: &Host, nodes: &[Node], line: &str, effect: Effect, check: Check, timeout: Option<Duration>) -> Vec<(String, Result<Output>)> {
+pub async fn run(
+    host: &Host,
+    nodes: &[Node],
+    line: &str,
+    effect: Effect,
+    check: Check,
+    timeout: Option<Duration>,
+) -> Vec<(String, Result<Output>)> {
     let on_failure = match check {
         Check::ExitZero => OnFailure::Stop,
         Check::Nothing => OnFailure::Continue,

@@ -145,7 +145,11 @@ impl Reporter for HumanReporter {
                     Level::Debug => verbose,
                 };
                 if show {
-                    let prefix = if level == Level::Warn { "warning: " } else { "" };
+                    let prefix = if level == Level::Warn {
+                        "warning: "
+                    } else {
+                        ""
+                    };
                     self.line(&format!("{prefix}{message}"));
                 }
             }

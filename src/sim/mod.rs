@@ -6,6 +6,7 @@
 //! multi-call `ovs-sim` binary on SSH test nodes ([`SimNode::open_real`]).
 
 pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod fs;
 pub mod seed;

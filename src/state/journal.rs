@@ -52,7 +52,13 @@ impl Journal {
             .replace(':', "");
         let safe: String = runbook
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = dir.join(format!("{stamp}-{safe}.jsonl"));
         let file = OpenOptions::new()

@@ -93,10 +93,10 @@ impl SshTransport {
             return Ok((s.clone(), Duration::ZERO));
         }
         let _one_at_a_time = slot.connecting.lock().await;
-        if let Some((s, last)) = slot.session.read().await.as_ref() {
-            if last.elapsed() < RECHECK_AFTER || s.check().await.is_ok() {
-                return Ok((s.clone(), Duration::ZERO));
-            }
+        if let Some((s, last)) = slot.session.read().await.as_ref()
+            && (last.elapsed() < RECHECK_AFTER || s.check().await.is_ok())
+        {
+            return Ok((s.clone(), Duration::ZERO));
         }
         let started = Instant::now();
         let session = Arc::new(self.open(node).await?);
@@ -142,7 +142,10 @@ impl SshTransport {
             let reason = match result {
                 Ok(Ok(session)) => return Ok(session),
                 Ok(Err(e)) => error_chain(&e),
-                Err(_) => format!("no SSH session after {} s", (node.connect_timeout * 2).as_secs()),
+                Err(_) => format!(
+                    "no SSH session after {} s",
+                    (node.connect_timeout * 2).as_secs()
+                ),
             };
             let transient = reason.contains("kex_exchange_identification")
                 || reason.contains("Connection reset by peer")

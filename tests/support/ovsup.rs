@@ -34,7 +34,8 @@ impl Ovsup {
 
     /// Add arguments.
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Ovsup {
-        self.args.extend(args.into_iter().map(|s| s.as_ref().to_string()));
+        self.args
+            .extend(args.into_iter().map(|s| s.as_ref().to_string()));
         self
     }
 
@@ -113,7 +114,10 @@ impl Ran {
     pub fn json_result(&self) -> serde_json::Value {
         let last = self.stdout.lines().last().unwrap_or_default();
         serde_json::from_str(last).unwrap_or_else(|e| {
-            panic!("last stdout line is not JSON ({e}):\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+            panic!(
+                "last stdout line is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
         })
     }
 

@@ -1,0 +1,4 @@
+//! Subcommands that are not "run a script": each in its own file.
+
+pub mod nodes;
+pub mod sim;
