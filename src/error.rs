@@ -105,6 +105,19 @@ pub enum Error {
         seconds: u64,
     },
 
+    /// A node printed something its parser does not expect: never guessed around.
+    #[error("{node}: `{command}`: {message}: {line:?}")]
+    Unexpected {
+        /// The node.
+        node: String,
+        /// The command whose output it was.
+        command: String,
+        /// The offending line.
+        line: String,
+        /// What was expected.
+        message: String,
+    },
+
     /// A safety check refused to go on.
     #[error("refused: {0}")]
     Refused(String),

@@ -61,6 +61,7 @@ pub struct Host {
     per_node: HashMap<String, Arc<Semaphore>>,
     reporter: Arc<dyn Reporter>,
     journal: Option<Journal>,
+    facts: std::sync::Mutex<HashMap<(String, &'static str), String>>,
 }
 
 /// The parts a [`Host`] is built from.
@@ -113,6 +114,24 @@ impl Host {
             per_node,
             reporter: p.reporter,
             journal: p.journal,
+            facts: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A fact learnt about a node earlier in this run (its init system, its apt version…),
+    /// so that it is detected once per node and run.
+    pub fn fact(&self, node: &Node, key: &'static str) -> Option<String> {
+        self.facts
+            .lock()
+            .ok()?
+            .get(&(node.name.clone(), key))
+            .cloned()
+    }
+
+    /// Remember a fact about a node for the rest of the run.
+    pub fn set_fact(&self, node: &Node, key: &'static str, value: String) {
+        if let Ok(mut facts) = self.facts.lock() {
+            facts.insert((node.name.clone(), key), value);
         }
     }
 

@@ -16,7 +16,7 @@ fn sigint_lets_in_flight_commands_finish_starts_nothing_new_and_exits_130() {
             sh(nodes(), "sleep 1; echo " + i + " >> /var/tmp/steps");
         }
     "#;
-    let mut child = Ovsup::with_inventory(bed.inventory_path())
+    let child = Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&state)
         .args(["eval", script])
         .command()

@@ -3,5 +3,10 @@ mod support;
 
 mod exec;
 mod interrupt;
+mod primitives_apt;
+mod primitives_cluster;
+mod primitives_services;
+mod primitives_vms;
 mod script_errors;
+mod sim_cluster;
 mod testbed_selftest;

@@ -6,12 +6,16 @@
 //! so they can be plain `#[export_module]` functions whose doc comments become the generated
 //! primitive reference.
 
+pub mod apt;
+pub mod cluster;
 pub mod control;
 pub mod error;
 pub mod exec;
 pub mod nodes;
 pub mod resolver;
+pub mod services;
 pub mod target;
+pub mod vms;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,6 +102,10 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(rhai::exported_module!(nodes::nodes_api).into());
     engine.register_global_module(rhai::exported_module!(exec::exec_api).into());
     engine.register_global_module(rhai::exported_module!(control::control_api).into());
+    engine.register_global_module(rhai::exported_module!(apt::apt_api).into());
+    engine.register_global_module(rhai::exported_module!(services::services_api).into());
+    engine.register_global_module(rhai::exported_module!(vms::vms_api).into());
+    engine.register_global_module(rhai::exported_module!(cluster::cluster_api).into());
 }
 
 /// Compile a script, reporting a syntax error at its file, line and column (exit 2).

@@ -2,4 +2,9 @@
 //! set of nodes, fans out over them, and parses what the real tools print. `src/engine/` only
 //! adapts them to scripts.
 
+pub mod apt;
+pub mod cluster;
 pub mod exec;
+pub mod parse;
+pub mod services;
+pub mod vms;

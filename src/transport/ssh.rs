@@ -195,6 +195,9 @@ impl SshTransport {
         };
         let code = match status {
             Ok(s) => s.code().unwrap_or(255),
+            // The crate turns exit code 127 into an error; to us it is an exit code like any
+            // other ("command not found", or the simulator's "not simulated"), with its stderr.
+            Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => 127,
             Err(openssh::Error::RemoteProcessTerminated) => {
                 // The multiplex protocol cannot tell a killed process from a lost connection.
                 if session.check().await.is_err() {

@@ -1,6 +1,7 @@
 //! Shared support for the integration tests and benchmarks.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod ovsup;
 pub mod testbed;
 

@@ -1125,10 +1125,10 @@ fn pids_in(set: &HashSet<&str>, keep: &[u32]) -> Vec<u32> {
         if keep.contains(&pid) {
             continue;
         }
-        if let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/mnt")) {
-            if set.contains(ns.to_string_lossy().as_ref()) {
-                pids.push(pid);
-            }
+        if let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/mnt"))
+            && set.contains(ns.to_string_lossy().as_ref())
+        {
+            pids.push(pid);
         }
     }
     pids

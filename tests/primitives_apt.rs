@@ -1,0 +1,1 @@
+//! Tests of the apt primitives, on both backends.

@@ -1,0 +1,1 @@
+//! Tests of the cluster primitives, on both backends.

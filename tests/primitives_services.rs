@@ -1,0 +1,1 @@
+//! Tests of the services primitives, on both backends.

@@ -1,0 +1,1 @@
+//! Tests of the vms primitives, on both backends.
