@@ -19,9 +19,75 @@ pub struct Cli {
     /// Global options.
     #[command(flatten)]
     pub global: Global,
-    /// What to do.
+    /// The flags of the legacy update-ovs.py, accepted as they were.
+    #[command(flatten)]
+    pub legacy: Legacy,
+    /// What to do (or legacy flags instead).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// The legacy `update-ovs.py` flags. Several in one call run in the legacy order: check,
+/// update, sync, arakoon, framework, volumedriver, alba, stop-vm, start-vm, preprocess,
+/// postprocess.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Legacy update-ovs.py flags (several run in the legacy order)")]
+pub struct Legacy {
+    /// check for update (= ovsup check)
+    #[arg(short = 'c', long)]
+    pub check: bool,
+    /// just run apt-get update on each node (= ovsup update)
+    #[arg(short = 'u', long)]
+    pub update: bool,
+    /// runs the pre-upgrade commands: go offline (= ovsup preprocess)
+    #[arg(short = 'P', long)]
+    pub preprocess: bool,
+    /// runs the post-upgrade commands: go online (= ovsup postprocess)
+    #[arg(short = 'S', long)]
+    pub postprocess: bool,
+    /// update arakoon (= ovsup arakoon)
+    #[arg(short = 'r', long)]
+    pub arakoon: bool,
+    /// update the Open vStorage framework (= ovsup framework)
+    #[arg(short = 'o', long)]
+    pub framework: bool,
+    /// update the volume driver (= ovsup volumedriver)
+    #[arg(short = 'v', long)]
+    pub volumedriver: bool,
+    /// update the ALBA backend (= ovsup alba)
+    #[arg(short = 'a', long)]
+    pub alba: bool,
+    /// download the packages once and share them with every node (= ovsup sync)
+    #[arg(short = 's', long)]
+    pub sync: bool,
+    /// stop all running VMs, recording them (= ovsup stop-vm)
+    #[arg(short = 'O', long = "stop-vm")]
+    pub stop_vm: bool,
+    /// start the recorded VMs (= ovsup start-vm)
+    #[arg(short = 'A', long = "start-vm")]
+    pub start_vm: bool,
+}
+
+impl Legacy {
+    /// The runbooks the flags ask for, in the legacy order.
+    pub fn runbooks(&self) -> Vec<&'static str> {
+        [
+            (self.check, "check"),
+            (self.update, "update"),
+            (self.sync, "sync"),
+            (self.arakoon, "arakoon"),
+            (self.framework, "framework"),
+            (self.volumedriver, "volumedriver"),
+            (self.alba, "alba"),
+            (self.stop_vm, "stop-vm"),
+            (self.start_vm, "start-vm"),
+            (self.preprocess, "preprocess"),
+            (self.postprocess, "postprocess"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
 }
 
 /// Options that apply to every subcommand.
@@ -69,14 +135,56 @@ pub struct Global {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Say more: every command and its exit code
-    #[arg(short, long, global = true)]
+    /// Say more: every command and its exit code (-v is the legacy --volumedriver)
+    #[arg(long, global = true)]
     pub verbose: bool,
+
+    /// Do not stop/start VMs around volumedriver and alba (you ran stop-vm yourself)
+    #[arg(short = 'k', long = "skip-vm", visible_alias = "skip", global = true)]
+    pub skip_vm: bool,
+
+    /// Answer yes to confirmations (stopping VMs); needed when not on a terminal
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+
+    /// Override the offline guard of framework/arakoon/volumedriver/alba (dangerous)
+    #[arg(long, global = true)]
+    pub force: bool,
+}
+
+/// Options of the runbook subcommands.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunbookArgs {
+    /// A value for the runbook's `opts` map (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show per component (arakoon, framework, volumedriver, alba) whether an update is pending, and where
+    Check(RunbookArgs),
+    /// apt-get update on every node
+    Update(RunbookArgs),
+    /// Go offline: stop the cloud agent on every node, and verify
+    Preprocess(RunbookArgs),
+    /// Go online: start the cloud agent on every node, and verify
+    Postprocess(RunbookArgs),
+    /// Update the Open vStorage framework on every node (needs offline)
+    Framework(RunbookArgs),
+    /// Update Arakoon on every node and restart each cluster (needs offline)
+    Arakoon(RunbookArgs),
+    /// Update the volume driver, stopping and restarting VMs unless --skip-vm (needs offline)
+    Volumedriver(RunbookArgs),
+    /// Update ALBA, stopping and restarting VMs unless --skip-vm (needs offline)
+    Alba(RunbookArgs),
+    /// Download the pending packages once and copy them to every other node's apt cache
+    Sync(RunbookArgs),
+    /// Record and stop every running VM on every node
+    StopVm(RunbookArgs),
+    /// Start the VMs the record holds; the record is empty afterwards
+    StartVm(RunbookArgs),
     /// Run a runbook: a name (site directory, then shipped) or a .rhai file
     Run {
         /// Runbook name or file
@@ -100,12 +208,44 @@ pub enum Command {
         #[arg(long)]
         ping: bool,
     },
+    /// List the runbooks, with their description and where each comes from
+    List,
+    /// Print a runbook's source
+    Show {
+        /// Runbook name
+        name: String,
+    },
+    /// Copy a shipped runbook into the site runbook directory, to edit it there
+    Edit {
+        /// Runbook name
+        name: String,
+    },
     /// Reseed, inspect or break the built-in simulated cluster (-i sim)
     Sim {
         /// What to do
         #[command(subcommand)]
         action: SimAction,
     },
+}
+
+impl Command {
+    /// The shipped runbook a runbook subcommand runs, with its arguments.
+    pub fn runbook(&self) -> Option<(&'static str, &RunbookArgs)> {
+        Some(match self {
+            Command::Check(a) => ("check", a),
+            Command::Update(a) => ("update", a),
+            Command::Preprocess(a) => ("preprocess", a),
+            Command::Postprocess(a) => ("postprocess", a),
+            Command::Framework(a) => ("framework", a),
+            Command::Arakoon(a) => ("arakoon", a),
+            Command::Volumedriver(a) => ("volumedriver", a),
+            Command::Alba(a) => ("alba", a),
+            Command::Sync(a) => ("sync", a),
+            Command::StopVm(a) => ("stop-vm", a),
+            Command::StartVm(a) => ("start-vm", a),
+            _ => return None,
+        })
+    }
 }
 
 /// `ovsup sim …`.

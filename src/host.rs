@@ -51,6 +51,10 @@ pub struct Host {
     pub state_dir: PathBuf,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--force`: safety guards warn instead of refusing.
+    pub force: bool,
+    /// `--yes`: confirmations are answered yes.
+    pub assume_yes: bool,
     /// Set by Ctrl-C: nothing new starts.
     pub cancel: CancellationToken,
     /// The runtime the primitives run on.
@@ -74,6 +78,10 @@ pub struct HostParts {
     pub state_dir: PathBuf,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// `--force`.
+    pub force: bool,
+    /// `--yes`.
+    pub assume_yes: bool,
     /// `--forks`.
     pub forks: usize,
     /// How nodes are reached.
@@ -106,6 +114,8 @@ impl Host {
             limit: p.limit,
             state_dir: p.state_dir,
             dry_run: p.dry_run,
+            force: p.force,
+            assume_yes: p.assume_yes,
             cancel: CancellationToken::new(),
             runtime: p.runtime,
             transport: p.transport,

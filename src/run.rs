@@ -17,6 +17,7 @@ use crate::report::human::{HumanReporter, Verbosity};
 use crate::report::json::JsonReporter;
 use crate::report::{Event, Level, Reporter};
 use crate::state::journal::Journal;
+use crate::state::lock::RunLock;
 use crate::transport::Transport;
 use crate::transport::sim::SimTransport;
 use crate::transport::ssh::SshTransport;
@@ -72,15 +73,36 @@ where
 
 fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> {
     let g = &cli.global;
-    match &cli.command {
+    let legacy = cli.legacy.runbooks();
+    let Some(command) = &cli.command else {
+        if legacy.is_empty() {
+            return Err(Error::Usage(
+                "nothing to do: give a subcommand (ovsup --help) or legacy flags such as --check".into(),
+            ));
+        }
+        let inventory = load_inventory(g)?;
+        let books = legacy
+            .iter()
+            .map(|name| find_runbook(g, &inventory, name))
+            .collect::<Result<Vec<_>>>()?;
+        return run_scripts(g, inventory, reporter, books, &[]);
+    };
+    if !legacy.is_empty() {
+        return Err(Error::Usage(format!(
+            "give either a subcommand or legacy flags, not both (legacy flags given: {})",
+            legacy.join(", ")
+        )));
+    }
+    if let Some((name, args)) = command.runbook() {
+        let inventory = load_inventory(g)?;
+        let book = find_runbook(g, &inventory, name)?;
+        return run_scripts(g, inventory, reporter, vec![book], &args.set);
+    }
+    match command {
         Command::Run { runbook, set } => {
             let inventory = load_inventory(g)?;
-            let site = site_dir(g.runbook_dir.as_deref(), &inventory, "runbooks");
-            let (script, _) = crate::runbooks::find(runbook, site.as_deref())?;
-            let name = Path::new(runbook)
-                .file_stem()
-                .map_or_else(|| runbook.clone(), |s| s.to_string_lossy().into_owned());
-            run_script(g, inventory, reporter, &name, &script, set)
+            let book = find_runbook(g, &inventory, runbook)?;
+            run_scripts(g, inventory, reporter, vec![book], set)
         }
         Command::Eval { code, set } => {
             let inventory = load_inventory(g)?;
@@ -88,7 +110,7 @@ fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> 
                 name: "<eval>".into(),
                 text: code.clone(),
             };
-            run_script(g, inventory, reporter, "eval", &script, set)
+            run_scripts(g, inventory, reporter, vec![("eval".into(), script)], set)
         }
         Command::Nodes { ping } => {
             let inventory = load_inventory(g)?;
@@ -101,7 +123,46 @@ fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> 
             let inventory = load_inventory(g)?;
             crate::commands::sim::run(g, &inventory, action)
         }
+        Command::List => {
+            let site = site_dir_optional_inventory(g, "runbooks");
+            crate::commands::runbooks::list(g, site.as_deref())
+        }
+        Command::Show { name } => {
+            let site = site_dir_optional_inventory(g, "runbooks");
+            crate::commands::runbooks::show(name, site.as_deref())
+        }
+        Command::Edit { name } => {
+            let site = site_dir_optional_inventory(g, "runbooks").or_else(|| {
+                g.inventory
+                    .as_ref()
+                    .and_then(|p| p.parent())
+                    .map(|d| d.join("runbooks"))
+            });
+            crate::commands::runbooks::edit(name, site.as_deref())
+        }
+        _ => Err(Error::Internal(format!("unhandled subcommand {command:?}"))),
     }
+}
+
+/// A runbook and the short name its journal and lock use.
+fn find_runbook(g: &Global, inventory: &Inventory, spec: &str) -> Result<(String, Script)> {
+    let site = site_dir(g.runbook_dir.as_deref(), inventory, "runbooks");
+    let (script, _) = crate::runbooks::find(spec, site.as_deref())?;
+    let name = Path::new(spec)
+        .file_stem()
+        .map_or_else(|| spec.to_string(), |s| s.to_string_lossy().into_owned());
+    Ok((name, script))
+}
+
+/// The site directory when no inventory need be loaded (list, show, edit): the option, or
+/// `<name>/` beside the inventory file when one is named.
+fn site_dir_optional_inventory(g: &Global, name: &str) -> Option<PathBuf> {
+    let option = if name == "runbooks" { &g.runbook_dir } else { &g.stdlib_dir };
+    if let Some(dir) = option {
+        return Some(dir.clone());
+    }
+    let beside = g.inventory.as_ref()?.parent()?.join(name);
+    beside.is_dir().then_some(beside)
 }
 
 fn load_inventory(g: &Global) -> Result<Inventory> {
@@ -195,6 +256,8 @@ fn open(
         limit,
         state_dir,
         dry_run: g.dry_run,
+        force: g.force,
+        assume_yes: g.yes,
         forks: usize::from(g.forks),
         transport,
         reporter: reporter.clone(),
@@ -218,33 +281,61 @@ fn open(
     Ok(Opened { runtime, host })
 }
 
-fn run_script(
+/// Run runbooks one after the other on one set of connections, under the environment's lock
+/// (not taken by a dry run, which changes nothing). The first failure stops the sequence.
+fn run_scripts(
     g: &Global,
     inventory: Inventory,
     reporter: Arc<dyn Reporter>,
-    name: &str,
-    script: &Script,
+    books: Vec<(String, Script)>,
     set: &[(String, String)],
 ) -> Result<serde_json::Value> {
     let stdlib = site_dir(g.stdlib_dir.as_deref(), &inventory, "stdlib");
-    let opened = open(g, inventory, reporter, Some(name))?;
-    let result = crate::engine::run(
-        opened.host.clone(),
-        script,
-        crate::engine::opts_map(set),
-        stdlib,
-    );
+    let names: Vec<&str> = books.iter().map(|(n, _)| n.as_str()).collect();
+    let label = names.join("+");
+    let state_dir = state_dir(g, &inventory)?;
+    crate::state::ensure_dir(&state_dir)?;
+    let _lock = if g.dry_run {
+        None
+    } else {
+        Some(RunLock::acquire(&state_dir, &label)?)
+    };
+    let opened = open(g, inventory, reporter.clone(), Some(&label))?;
+    let mut opts = crate::engine::opts_map(set);
+    opts.insert("skip_vm".into(), g.skip_vm.into());
+    let mut values = serde_json::Map::new();
+    let mut failure = None;
+    for (name, script) in &books {
+        if books.len() > 1 {
+            reporter.report(Event::Log {
+                level: Level::Info,
+                message: format!("== {name}"),
+            });
+        }
+        match crate::engine::run(opened.host.clone(), script, opts.clone(), stdlib.clone()) {
+            Ok(value) => {
+                let json = if value.is_unit() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::to_value(&value)
+                        .map_err(|e| Error::Internal(format!("runbook value to JSON: {e}")))?
+                };
+                values.insert(name.clone(), json);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
     let cancelled = opened.host.cancel.is_cancelled();
     opened.close();
-    let value = match result {
-        Ok(v) => v,
-        Err(_) if cancelled => return Err(Error::Interrupted),
-        Err(e) => return Err(e),
-    };
-    if value.is_unit() {
-        return Ok(serde_json::Value::Null);
+    match failure {
+        Some(_) if cancelled => Err(Error::Interrupted),
+        Some(e) => Err(e),
+        None if values.len() == 1 => Ok(values.into_iter().next().map(|(_, v)| v).unwrap_or_default()),
+        None => Ok(serde_json::Value::Object(values)),
     }
-    serde_json::to_value(&value).map_err(|e| Error::Internal(format!("runbook value to JSON: {e}")))
 }
 
 /// An error as the operator reads it: the message, and for a located error the source line

@@ -85,3 +85,62 @@ pub fn find(spec: &str, site_dir: Option<&Path>) -> Result<(Script, Origin)> {
         }
     )))
 }
+
+/// A runbook as `ovsup list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name.
+    pub name: String,
+    /// The first line of its `//!` header.
+    pub description: String,
+    /// Where it comes from (a site runbook hides the shipped one of the same name).
+    pub origin: Origin,
+}
+
+/// The first `//!` line of a runbook: its one-line description.
+pub fn description(text: &str) -> String {
+    text.lines()
+        .map(str::trim_start)
+        .find_map(|l| l.strip_prefix("//!"))
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Every runbook: the site directory's, then the shipped ones it does not override; by name.
+pub fn list(site_dir: Option<&Path>) -> Result<Vec<Entry>> {
+    let mut entries: Vec<Entry> = Vec::new();
+    if let Some(dir) = site_dir
+        && dir.is_dir()
+    {
+        for item in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let path = item.map_err(|e| Error::io(dir, e))?.path();
+            if path.extension().is_none_or(|e| e != "rhai") {
+                continue;
+            }
+            let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            entries.push(Entry {
+                name,
+                description: description(&text),
+                origin: Origin::Site(path),
+            });
+        }
+    }
+    for file in SHIPPED.files() {
+        let Some(name) = file.path().file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if entries.iter().any(|e| e.name == name) {
+            continue;
+        }
+        entries.push(Entry {
+            description: description(file.contents_utf8().unwrap_or_default()),
+            name,
+            origin: Origin::Shipped,
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}

@@ -81,6 +81,43 @@ pub mod control_api {
         }
     }
 
+    /// Ask the operator to confirm before going on (e.g. before stopping VMs). `--yes` answers
+    /// yes; on a terminal the operator types `y`; without a terminal and without `--yes` the
+    /// run is refused (exit 3). In a dry run nothing is asked (nothing will change).
+    #[rhai_fn(return_raw)]
+    pub fn confirm(ctx: NativeCallContext, question: &str) -> Result<(), Box<EvalAltResult>> {
+        use std::io::{BufRead, IsTerminal, Write};
+        let host = crate::engine::host(&ctx)?;
+        if host.dry_run || host.assume_yes {
+            host.report(Event::Log {
+                level: Level::Info,
+                message: format!("{question} yes ({})", if host.dry_run { "dry run" } else { "--yes" }),
+            });
+            return Ok(());
+        }
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Err(raise(Error::Refused(format!(
+                "{question} — this needs a confirmation and there is no terminal to ask on: run again with --yes"
+            ))));
+        }
+        let mut err = std::io::stderr();
+        let _ = write!(err, "{question} [y/N] ");
+        let _ = err.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(raise(Error::Refused(format!("{question} — not confirmed"))))
+        }
+    }
+
+    /// True when the run was started with `--force` (guards warn instead of refusing).
+    #[rhai_fn(return_raw)]
+    pub fn forced(ctx: NativeCallContext) -> Result<bool, Box<EvalAltResult>> {
+        Ok(crate::engine::host(&ctx)?.force)
+    }
+
     /// True when the run was started with `--dry-run` (changes are printed, not made).
     #[rhai_fn(return_raw)]
     pub fn dry_run(ctx: NativeCallContext) -> Result<bool, Box<EvalAltResult>> {

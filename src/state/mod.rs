@@ -2,6 +2,8 @@
 //! journal now; the VM record and the run lock live here too).
 
 pub mod journal;
+pub mod lock;
+pub mod vm_record;
 
 use std::path::{Path, PathBuf};
 
