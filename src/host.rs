@@ -194,10 +194,34 @@ impl Host {
             )));
         }
         if self.dry_run && effect == Effect::Change {
-            self.record(node, line, &now_rfc3339(), Duration::ZERO, None, None, true);
+            self.record(node, line, &now_rfc3339(), Duration::ZERO, None, 0, None, true);
             return Ok(Output::default());
         }
         let timeout = timeout.unwrap_or(node.command_timeout);
+        let began = Instant::now();
+        let result = self
+            .guarded(node, line, async {
+                let out = self.transport.exec(node, line, timeout).await?;
+                let bytes = (out.stdout.len() + out.stderr.len()) as u64;
+                Ok((Some(out.code), bytes, out))
+            })
+            .await;
+        match result {
+            // 124 is also an exit code a command may choose: only past the deadline is it ours.
+            Ok(out) if out.code == TIMEOUT_EXIT && began.elapsed() + Duration::from_millis(500) >= timeout => Err(Error::Timeout {
+                node: node.name.clone(),
+                command: line.to_string(),
+                seconds: timeout.as_secs(),
+            }),
+            other => other,
+        }
+    }
+
+    /// Run one operation on a node under the run's rules: nothing new after Ctrl-C, at most
+    /// `--forks` operations at once and [`MAX_COMMANDS_PER_NODE`] per node, and one `Exec`
+    /// event and one journal line (labelled `label`) for it. `op` yields the exit code and the
+    /// bytes to record with its value.
+    async fn guarded<T>(&self, node: &Node, label: &str, op: impl Future<Output = Result<(Option<i32>, u64, T)>>) -> Result<T> {
         let node_slots = self.per_node.get(&node.name).cloned().ok_or_else(|| {
             Error::Internal(format!("node {} is not in the inventory", node.name))
         })?;
@@ -214,27 +238,49 @@ impl Host {
         self.check_cancelled()?;
         self.report(Event::Exec {
             node: node.name.clone(),
-            command: line.to_string(),
+            command: label.to_string(),
         });
         let start = now_rfc3339();
         let began = Instant::now();
-        let result = self.transport.exec(node, line, timeout).await;
+        let result = op.await;
         let took = began.elapsed();
-        let result = match result {
-            Ok(out) if out.code == TIMEOUT_EXIT && took + Duration::from_millis(500) >= timeout => {
-                Err(Error::Timeout {
-                    node: node.name.clone(),
-                    command: line.to_string(),
-                    seconds: timeout.as_secs(),
-                })
+        match result {
+            Ok((code, bytes, value)) => {
+                self.record(node, label, &start, took, code, bytes, None, false);
+                Ok(value)
             }
-            other => other,
-        };
-        match &result {
-            Ok(out) => self.record(node, line, &start, took, Some(out), None, false),
-            Err(e) => self.record(node, line, &start, took, None, Some(&e.to_string()), false),
+            Err(e) => {
+                self.record(node, label, &start, took, None, 0, Some(&e.to_string()), false);
+                Err(e)
+            }
         }
-        result
+    }
+
+    /// Read a file on a node (raw bytes), as a read-only step (runs in a dry run too).
+    pub async fn read_file(&self, node: &Node, path: &str) -> Result<Vec<u8>> {
+        self.check_cancelled()?;
+        let label = format!("read {path}");
+        self.guarded(node, &label, async {
+            let bytes = self.transport.read_file(node, path, node.command_timeout).await?;
+            Ok((Some(0), bytes.len() as u64, bytes))
+        })
+        .await
+    }
+
+    /// Write a file on a node atomically; only reported in a dry run.
+    pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>) -> Result<()> {
+        self.check_cancelled()?;
+        let label = format!("write {path} ({} bytes)", bytes.len());
+        if self.dry_run {
+            self.record(node, &label, &now_rfc3339(), Duration::ZERO, None, 0, None, true);
+            return Ok(());
+        }
+        let size = bytes.len() as u64;
+        self.guarded(node, &label, async {
+            self.transport.write_file(node, path, bytes, node.command_timeout).await?;
+            Ok((Some(0), size, ()))
+        })
+        .await
     }
 
     /// Like [`Host::exec`], but a non-zero exit is an [`Error::Remote`] naming the node, the
@@ -266,13 +312,12 @@ impl Host {
         line: &str,
         start: &str,
         took: Duration,
-        out: Option<&Output>,
+        code: Option<i32>,
+        bytes: u64,
         error: Option<&str>,
         dry_run: bool,
     ) {
         let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-        let bytes = out.map_or(0, |o| (o.stdout.len() + o.stderr.len()) as u64);
-        let code = out.map(|o| o.code);
         if let Some(j) = &self.journal {
             let entry = Entry {
                 node: &node.name,

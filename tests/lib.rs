@@ -2,6 +2,7 @@
 mod support;
 
 mod exec;
+mod files;
 mod interrupt;
 mod primitives_apt;
 mod primitives_cluster;

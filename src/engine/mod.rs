@@ -11,9 +11,11 @@ pub mod cluster;
 pub mod control;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod nodes;
 pub mod resolver;
 pub mod services;
+pub mod steps;
 pub mod target;
 pub mod vms;
 
@@ -106,6 +108,8 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(rhai::exported_module!(services::services_api).into());
     engine.register_global_module(rhai::exported_module!(vms::vms_api).into());
     engine.register_global_module(rhai::exported_module!(cluster::cluster_api).into());
+    engine.register_global_module(rhai::exported_module!(steps::steps_api).into());
+    engine.register_global_module(rhai::exported_module!(files::files_api).into());
 }
 
 /// Compile a script, reporting a syntax error at its file, line and column (exit 2).

@@ -5,6 +5,7 @@
 pub mod apt;
 pub mod cluster;
 pub mod exec;
+pub mod files;
 pub mod parse;
 pub mod services;
 pub mod vms;

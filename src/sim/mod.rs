@@ -333,6 +333,37 @@ impl SimNode {
         Ok(out)
     }
 
+    /// Reads a file of the node's filesystem (what `cat` would print), for the host's file
+    /// copies. `Ok(None)` when there is no such file.
+    pub fn read_file(&self, path: &str) -> Result<Option<String>, SimError> {
+        self.with_fs(|fs| fs.read(path).ok())
+    }
+
+    /// Writes a file of the node's filesystem, creating its parent directories.
+    pub fn write_file(&self, path: &str, contents: &str) -> Result<std::io::Result<()>, SimError> {
+        self.with_fs(|fs| {
+            if let Some((dir, _)) = path.rsplit_once('/')
+                && !dir.is_empty()
+            {
+                fs.create_dir_all(dir)?;
+            }
+            fs.write(path, contents)
+        })
+    }
+
+    /// Runs `f` on the node's filesystem under the node's lock.
+    fn with_fs<R>(&self, f: impl FnOnce(&dyn Fs) -> R) -> Result<R, SimError> {
+        self.store.update(|s| match &self.real {
+            Some(real) => f(real),
+            None => {
+                let vfs = VirtualFs::new(std::mem::take(&mut s.files));
+                let out = f(&vfs);
+                s.files = vfs.into_entries();
+                out
+            }
+        })
+    }
+
     fn exec_locked(&self, argv: &[String]) -> Result<SimOutput, SimError> {
         let now_ms = state::now_ms();
         self.store.update(|s| {

@@ -48,6 +48,37 @@ impl Transport {
         }
     }
 
+    /// The bytes of a file on `node` (for copies between nodes that do not trust each other).
+    pub async fn read_file(&self, node: &Node, path: &str, timeout: Duration) -> Result<Vec<u8>> {
+        match self {
+            Transport::Ssh(t) => {
+                let line = crate::quote::join(&["cat", "--", path])?;
+                let (code, stdout, stderr) = t.run(node, &line, None, timeout).await?;
+                file_op_result(node, &line, code, &stderr).map(|()| stdout)
+            }
+            Transport::Sim(t) => t.read_file(node, path).await,
+        }
+    }
+
+    /// Write a file on `node` atomically (a temporary file beside it, then a rename), creating
+    /// its directory.
+    pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>, timeout: Duration) -> Result<()> {
+        match self {
+            Transport::Ssh(t) => {
+                let (dir, tmp) = temp_beside(path);
+                let line = format!(
+                    "mkdir -p -- {dir} && cat > {tmp} && mv -f -- {tmp} {dest}",
+                    dir = shlex::try_quote(&dir).unwrap_or_default(),
+                    tmp = shlex::try_quote(&tmp).unwrap_or_default(),
+                    dest = shlex::try_quote(path).unwrap_or_default(),
+                );
+                let (code, _, stderr) = t.run(node, &line, Some(bytes), timeout).await?;
+                file_op_result(node, &line, code, &stderr)
+            }
+            Transport::Sim(t) => t.write_file(node, path, bytes).await,
+        }
+    }
+
     /// Open the connection to `node` now (it is otherwise opened by the first command).
     pub async fn connect(&self, node: &Node) -> Result<()> {
         match self {
@@ -73,6 +104,28 @@ pub fn bounded(line: &str, timeout: Duration) -> String {
     // `shlex::try_quote` only fails on NUL, which `exec` has already refused.
     let quoted = shlex::try_quote(line).unwrap_or_default();
     format!("timeout -k 5 {secs} sh -c {quoted}")
+}
+
+/// The directory of `path` and a temporary name beside it.
+fn temp_beside(path: &str) -> (String, String) {
+    let dir = match path.rsplit_once('/') {
+        Some(("", _)) => "/".to_string(),
+        Some((dir, _)) => dir.to_string(),
+        None => ".".to_string(),
+    };
+    (dir, format!("{path}.ovsup-tmp"))
+}
+
+fn file_op_result(node: &Node, line: &str, code: i32, stderr: &[u8]) -> Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    Err(crate::error::Error::Remote {
+        node: node.name.clone(),
+        command: line.to_string(),
+        code,
+        stderr: text(stderr.to_vec()),
+    })
 }
 
 /// Lossy UTF-8 of captured bytes.

@@ -43,4 +43,45 @@ impl SimTransport {
             stderr: out.stderr,
         })
     }
+
+    /// Read a file of the simulated node.
+    pub async fn read_file(&self, node: &Node, path: &str) -> Result<Vec<u8>> {
+        let sim = self.node(node)?;
+        let path_owned = path.to_string();
+        let read = tokio::task::spawn_blocking(move || sim.read_file(&path_owned))
+            .await
+            .map_err(|e| Error::Internal(format!("simulator task: {e}")))?
+            .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))?;
+        read.map(String::into_bytes).ok_or_else(|| Error::Remote {
+            node: node.name.clone(),
+            command: format!("cat -- {path}"),
+            code: 1,
+            stderr: format!("cat: {path}: No such file or directory"),
+        })
+    }
+
+    /// Write a file of the simulated node (its files hold text).
+    pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let sim = self.node(node)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Usage(format!(
+            "{}: the simulator holds text files only, and {path} is binary",
+            node.name
+        )))?;
+        let path_owned = path.to_string();
+        tokio::task::spawn_blocking(move || sim.write_file(&path_owned, &text))
+            .await
+            .map_err(|e| Error::Internal(format!("simulator task: {e}")))?
+            .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))?
+            .map_err(|e| Error::Remote {
+                node: node.name.clone(),
+                command: format!("write {path}"),
+                code: 1,
+                stderr: e.to_string(),
+            })
+    }
+
+    fn node(&self, node: &Node) -> Result<crate::sim::SimNode> {
+        crate::sim::SimNode::open_virtual(self.state_file(&node.name))
+            .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))
+    }
 }

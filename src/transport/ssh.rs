@@ -161,6 +161,16 @@ impl SshTransport {
 
     /// Run `line` on `node` under `timeout(1)`.
     pub async fn exec(&self, node: &Node, line: &str, timeout: Duration) -> Result<Output> {
+        let (code, stdout, stderr) = self.run(node, line, None, timeout).await?;
+        Ok(Output {
+            code,
+            stdout: text(stdout),
+            stderr: text(stderr),
+        })
+    }
+
+    /// Run `line` on `node` under `timeout(1)`, feeding it `stdin`; the raw streams.
+    pub async fn run(&self, node: &Node, line: &str, stdin: Option<Vec<u8>>, timeout: Duration) -> Result<(i32, Vec<u8>, Vec<u8>)> {
         let (session, _) = self.connect(node).await?;
         let remote = bounded(line, timeout);
         let lost = |reason: String| Error::Unreachable {
@@ -169,19 +179,32 @@ impl SshTransport {
         };
         let mut child = session
             .raw_command(&remote)
-            .stdin(openssh::Stdio::null())
+            .stdin(if stdin.is_some() {
+                openssh::Stdio::piped()
+            } else {
+                openssh::Stdio::null()
+            })
             .stdout(openssh::Stdio::piped())
             .stderr(openssh::Stdio::piped())
             .spawn()
             .await
             .map_err(|e| lost(error_chain(&e)))?;
+        let input = child.stdin().take();
         let out = child.stdout().take();
         let err = child.stderr().take();
+        let feed = async move {
+            if let (Some(mut input), Some(bytes)) = (input, stdin) {
+                use tokio::io::AsyncWriteExt;
+                // A command that exits without reading its input is not our error to report.
+                let _ = input.write_all(&bytes).await;
+                let _ = input.shutdown().await;
+            }
+        };
         // The node's own `timeout` fires first; this local bound only catches a node that
         // stopped answering altogether.
         let local_bound = timeout + Duration::from_secs(15);
         let collected = tokio::time::timeout(local_bound, async {
-            let (stdout, stderr) = tokio::join!(read_capped(out), read_capped(err));
+            let ((), stdout, stderr) = tokio::join!(feed, read_capped(out), read_capped(err));
             let status = child.wait().await;
             (stdout, stderr, status)
         })
@@ -212,11 +235,7 @@ impl SshTransport {
             }
         };
         self.touch(node).await;
-        Ok(Output {
-            code,
-            stdout: text(stdout),
-            stderr: text(stderr),
-        })
+        Ok((code, stdout, stderr))
     }
 
     async fn touch(&self, node: &Node) {
