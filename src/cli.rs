@@ -220,6 +220,9 @@ pub enum Command {
         /// Runbook name
         name: String,
     },
+    /// Print the primitive reference (Markdown, from the code's doc comments)
+    #[command(hide = true)]
+    Reference,
     /// Reseed, inspect or break the built-in simulated cluster (-i sim)
     Sim {
         /// What to do

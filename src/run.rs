@@ -63,12 +63,18 @@ where
     } else {
         match outcome {
             Ok(serde_json::Value::Null) => {}
-            Ok(serde_json::Value::String(s)) => println!("{s}"),
-            Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+            Ok(serde_json::Value::String(s)) => print_stdout(&s),
+            Ok(v) => print_stdout(&serde_json::to_string_pretty(&v).unwrap_or_default()),
             Err(e) => eprintln!("error: {}", render(&e)),
         }
     }
     code
+}
+
+/// Print the run's value; a closed pipe (`| head`) is not an error worth a panic.
+fn print_stdout(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> {
@@ -123,6 +129,9 @@ fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> 
             let inventory = load_inventory(g)?;
             crate::commands::sim::run(g, &inventory, action)
         }
+        Command::Reference => Ok(serde_json::Value::String(
+            crate::engine::reference::markdown().trim_end().to_string(),
+        )),
         Command::List => {
             let site = site_dir_optional_inventory(g, "runbooks");
             crate::commands::runbooks::list(g, site.as_deref())

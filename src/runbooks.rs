@@ -144,3 +144,36 @@ pub fn list(site_dir: Option<&Path>) -> Result<Vec<Entry>> {
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::error::Sources;
+
+    /// Every shipped runbook and stdlib module compiles, and says what it does in its header.
+    #[test]
+    fn shipped_runbooks_and_stdlib_compile_and_describe_themselves() {
+        let sources = Sources::default();
+        let engine = crate::engine::unattached(None, sources.clone());
+        let mut scope = rhai::Scope::new();
+        scope.push_constant("opts", rhai::Map::new());
+        let dirs = [("runbooks", &SHIPPED), ("stdlib", &crate::engine::resolver::SHIPPED_STDLIB)];
+        let mut count = 0;
+        for (dir, files) in dirs {
+            for file in files.files() {
+                let name = format!("{dir}/{}", file.path().display());
+                let text = file.contents_utf8().expect("shipped files are UTF-8");
+                assert!(!description(text).is_empty(), "{name} has no //! description");
+                let script = crate::engine::Script {
+                    name: name.clone(),
+                    text: text.to_string(),
+                };
+                let scope = if dir == "runbooks" { scope.clone() } else { rhai::Scope::new() };
+                crate::engine::compile(&engine, &script, &scope, &sources)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                count += 1;
+            }
+        }
+        assert!(count >= 11 + 5, "only {count} shipped files");
+    }
+}

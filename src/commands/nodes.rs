@@ -1,5 +1,6 @@
 //! `ovsup nodes`: the target set, and with `--ping` reachability and round-trip time.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ pub fn list(g: &Global, host: &Arc<Host>, ping: bool) -> Result<serde_json::Valu
                 Some(false) => line.push_str("  UNREACHABLE"),
                 None => {}
             }
-            println!("{line}");
+            let _ = writeln!(std::io::stdout(), "{line}");
         }
     }
     if !unreachable.is_empty() {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod nodes;
+pub mod reference;
 pub mod resolver;
 pub mod services;
 pub mod steps;
@@ -70,12 +71,19 @@ fn limit(engine: &mut Engine) {
     engine.set_strict_variables(true);
 }
 
-/// Build the engine for a run over `host`, importing from `site_stdlib` then the shipped stdlib.
-pub fn build(host: Arc<Host>, site_stdlib: Option<PathBuf>, sources: Sources) -> Engine {
+/// The sandboxed engine with every primitive registered, but no host attached: it compiles
+/// scripts (and is what `build` starts from).
+pub fn unattached(site_stdlib: Option<PathBuf>, sources: Sources) -> Engine {
     let mut engine = Engine::new();
     limit(&mut engine);
     engine.set_module_resolver(resolver::StdlibResolver::new(site_stdlib, sources));
     register(&mut engine);
+    engine
+}
+
+/// Build the engine for a run over `host`, importing from `site_stdlib` then the shipped stdlib.
+pub fn build(host: Arc<Host>, site_stdlib: Option<PathBuf>, sources: Sources) -> Engine {
+    let mut engine = unattached(site_stdlib, sources);
     let cancel = host.cancel.clone();
     // Ctrl-C stops the script at its next operation; primitives watch the same token.
     engine.on_progress(move |_| cancel.is_cancelled().then_some(Dynamic::UNIT));
@@ -97,19 +105,30 @@ pub fn build(host: Arc<Host>, site_stdlib: Option<PathBuf>, sources: Sources) ->
     engine
 }
 
-/// Register every primitive family (also used to generate the reference).
+/// Every primitive family: its name, what it is for, and its script module. The one list
+/// both the engine and the generated reference (`reference.rs`) are made from.
+pub fn families() -> Vec<(&'static str, &'static str, rhai::Module)> {
+    use rhai::exported_module;
+    vec![
+        ("nodes", "The target set and the `Node` type.", exported_module!(nodes::nodes_api)),
+        ("exec", "Running commands on nodes.", exported_module!(exec::exec_api)),
+        ("files", "Files on nodes.", exported_module!(files::files_api)),
+        ("apt", "Packages.", exported_module!(apt::apt_api)),
+        ("services", "Init jobs (upstart or systemd) and SysV services.", exported_module!(services::services_api)),
+        ("vms", "Virtual machines and the VM record.", exported_module!(vms::vms_api)),
+        ("cluster", "The cloud agent: offline and online.", exported_module!(cluster::cluster_api)),
+        ("steps", "Steps in progress, for runs that converge when re-run.", exported_module!(steps::steps_api)),
+        ("control", "Messages, failures, confirmation, waiting, run options.", exported_module!(control::control_api)),
+    ]
+}
+
+/// Register every primitive family.
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<crate::inventory::Node>("Node");
     engine.register_type_with_name::<error::ScriptError>("Error");
-    engine.register_global_module(rhai::exported_module!(nodes::nodes_api).into());
-    engine.register_global_module(rhai::exported_module!(exec::exec_api).into());
-    engine.register_global_module(rhai::exported_module!(control::control_api).into());
-    engine.register_global_module(rhai::exported_module!(apt::apt_api).into());
-    engine.register_global_module(rhai::exported_module!(services::services_api).into());
-    engine.register_global_module(rhai::exported_module!(vms::vms_api).into());
-    engine.register_global_module(rhai::exported_module!(cluster::cluster_api).into());
-    engine.register_global_module(rhai::exported_module!(steps::steps_api).into());
-    engine.register_global_module(rhai::exported_module!(files::files_api).into());
+    for (_, _, module) in families() {
+        engine.register_global_module(module.into());
+    }
 }
 
 /// Compile a script, reporting a syntax error at its file, line and column (exit 2).
