@@ -44,6 +44,18 @@ fn main() {
         println!("fanout: WARNING: the ovsup binary is not a release build");
     }
 
+    // Other work on the machine skews the comparison (the contenders are CPU-bound and
+    // spawn processes at different rates): say how busy it was before we started.
+    let busy_before = cpu_busy(Duration::from_secs(1));
+    if let Some(b) = busy_before {
+        println!(
+            "fanout: machine CPU busy before the start: {:.0}%",
+            b * 100.0
+        );
+        if b > 0.10 {
+            println!("fanout: WARNING: the machine is not idle; expect noisy results");
+        }
+    }
     let max_n = *cfg.nodes.iter().max().expect("at least one node count");
     let t0 = Instant::now();
     let bed = TestBed::builder().nodes(max_n).start();
@@ -93,7 +105,7 @@ fn main() {
     let report = render(&cfg, &results, total, bench_mode);
     println!("\n{report}");
     if bench_mode && let Some(path) = &cfg.results {
-        let md = format!("{}\n{report}", machine_header());
+        let md = format!("{}\n{report}", machine_header(busy_before));
         fs::write(path, md).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         println!("fanout: wrote {}", path.display());
     }
@@ -285,7 +297,8 @@ fn measure(ctx: &Ctx<'_>, reps: usize, warm: bool) -> Measured {
     for rep in 0..reps {
         // Alternate the order: rotate by one each repetition, reversed every other one.
         let mut order = contenders.clone();
-        order.rotate_left(rep % order.len());
+        let k = order.len();
+        order.rotate_left(rep % k);
         if rep % 2 == 1 {
             order.reverse();
         }
@@ -685,7 +698,30 @@ fn render(cfg: &Config, results: &[Measured], total: Duration, bench_mode: bool)
     s
 }
 
-fn machine_header() -> String {
+/// The share of all CPUs busy over `span` (from `/proc/stat`).
+fn cpu_busy(span: Duration) -> Option<f64> {
+    let sample = || -> Option<(u64, u64)> {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        let v: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal …
+        let total: u64 = v.iter().take(8).sum();
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        Some((total, idle))
+    };
+    let (t0, i0) = sample()?;
+    thread::sleep(span);
+    let (t1, i1) = sample()?;
+    let dt = t1.checked_sub(t0).filter(|&d| d > 0)?;
+    Some(1.0 - (i1 - i0) as f64 / dt as f64)
+}
+
+fn machine_header(busy_before: Option<f64>) -> String {
     let cmd = |prog: &str, args: &[&str]| -> String {
         Command::new(prog)
             .args(args)
@@ -716,7 +752,8 @@ fn machine_header() -> String {
          - Machine: {nproc} CPUs (nproc), {cpu}, Linux {}\n\
          - OpenSSH: {} (client and test-bed sshd)\n\
          - ovsup: commit {commit}{}, release build\n\
-         - Command: `cargo bench --bench fanout`\n",
+         - Command: `cargo bench --bench fanout`\n\
+         - Machine CPU busy in the second before the start: {}\n",
         cmd("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         kernel.trim(),
         cmd("ssh", &["-V"]),
@@ -725,6 +762,7 @@ fn machine_header() -> String {
         } else {
             ""
         },
+        busy_before.map_or("?".into(), |b| format!("{:.0}%", b * 100.0)),
     )
 }
 

@@ -194,7 +194,16 @@ impl Host {
             )));
         }
         if self.dry_run && effect == Effect::Change {
-            self.record(node, line, &now_rfc3339(), Duration::ZERO, None, 0, None, true);
+            self.record(
+                node,
+                line,
+                &now_rfc3339(),
+                Duration::ZERO,
+                None,
+                0,
+                None,
+                true,
+            );
             return Ok(Output::default());
         }
         let timeout = timeout.unwrap_or(node.command_timeout);
@@ -208,11 +217,16 @@ impl Host {
             .await;
         match result {
             // 124 is also an exit code a command may choose: only past the deadline is it ours.
-            Ok(out) if out.code == TIMEOUT_EXIT && began.elapsed() + Duration::from_millis(500) >= timeout => Err(Error::Timeout {
-                node: node.name.clone(),
-                command: line.to_string(),
-                seconds: timeout.as_secs(),
-            }),
+            Ok(out)
+                if out.code == TIMEOUT_EXIT
+                    && began.elapsed() + Duration::from_millis(500) >= timeout =>
+            {
+                Err(Error::Timeout {
+                    node: node.name.clone(),
+                    command: line.to_string(),
+                    seconds: timeout.as_secs(),
+                })
+            }
             other => other,
         }
     }
@@ -221,7 +235,12 @@ impl Host {
     /// `--forks` operations at once and [`MAX_COMMANDS_PER_NODE`] per node, and one `Exec`
     /// event and one journal line (labelled `label`) for it. `op` yields the exit code and the
     /// bytes to record with its value.
-    async fn guarded<T>(&self, node: &Node, label: &str, op: impl Future<Output = Result<(Option<i32>, u64, T)>>) -> Result<T> {
+    async fn guarded<T>(
+        &self,
+        node: &Node,
+        label: &str,
+        op: impl Future<Output = Result<(Option<i32>, u64, T)>>,
+    ) -> Result<T> {
         let node_slots = self.per_node.get(&node.name).cloned().ok_or_else(|| {
             Error::Internal(format!("node {} is not in the inventory", node.name))
         })?;
@@ -250,7 +269,16 @@ impl Host {
                 Ok(value)
             }
             Err(e) => {
-                self.record(node, label, &start, took, None, 0, Some(&e.to_string()), false);
+                self.record(
+                    node,
+                    label,
+                    &start,
+                    took,
+                    None,
+                    0,
+                    Some(&e.to_string()),
+                    false,
+                );
                 Err(e)
             }
         }
@@ -261,7 +289,10 @@ impl Host {
         self.check_cancelled()?;
         let label = format!("read {path}");
         self.guarded(node, &label, async {
-            let bytes = self.transport.read_file(node, path, node.command_timeout).await?;
+            let bytes = self
+                .transport
+                .read_file(node, path, node.command_timeout)
+                .await?;
             Ok((Some(0), bytes.len() as u64, bytes))
         })
         .await
@@ -272,12 +303,23 @@ impl Host {
         self.check_cancelled()?;
         let label = format!("write {path} ({} bytes)", bytes.len());
         if self.dry_run {
-            self.record(node, &label, &now_rfc3339(), Duration::ZERO, None, 0, None, true);
+            self.record(
+                node,
+                &label,
+                &now_rfc3339(),
+                Duration::ZERO,
+                None,
+                0,
+                None,
+                true,
+            );
             return Ok(());
         }
         let size = bytes.len() as u64;
         self.guarded(node, &label, async {
-            self.transport.write_file(node, path, bytes, node.command_timeout).await?;
+            self.transport
+                .write_file(node, path, bytes, node.command_timeout)
+                .await?;
             Ok((Some(0), size, ()))
         })
         .await

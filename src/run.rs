@@ -83,7 +83,8 @@ fn execute(cli: &Cli, reporter: Arc<dyn Reporter>) -> Result<serde_json::Value> 
     let Some(command) = &cli.command else {
         if legacy.is_empty() {
             return Err(Error::Usage(
-                "nothing to do: give a subcommand (ovsup --help) or legacy flags such as --check".into(),
+                "nothing to do: give a subcommand (ovsup --help) or legacy flags such as --check"
+                    .into(),
             ));
         }
         let inventory = load_inventory(g)?;
@@ -166,7 +167,11 @@ fn find_runbook(g: &Global, inventory: &Inventory, spec: &str) -> Result<(String
 /// The site directory when no inventory need be loaded (list, show, edit): the option, or
 /// `<name>/` beside the inventory file when one is named.
 fn site_dir_optional_inventory(g: &Global, name: &str) -> Option<PathBuf> {
-    let option = if name == "runbooks" { &g.runbook_dir } else { &g.stdlib_dir };
+    let option = if name == "runbooks" {
+        &g.runbook_dir
+    } else {
+        &g.stdlib_dir
+    };
     if let Some(dir) = option {
         return Some(dir.clone());
     }
@@ -342,7 +347,11 @@ fn run_scripts(
     match failure {
         Some(_) if cancelled => Err(Error::Interrupted),
         Some(e) => Err(e),
-        None if values.len() == 1 => Ok(values.into_iter().next().map(|(_, v)| v).unwrap_or_default()),
+        None if values.len() == 1 => Ok(values
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or_default()),
         None => Ok(serde_json::Value::Object(values)),
     }
 }

@@ -129,7 +129,11 @@ pub fn list(site_dir: Option<&Path>) -> Result<Vec<Entry>> {
         }
     }
     for file in SHIPPED.files() {
-        let Some(name) = file.path().file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+        let Some(name) = file
+            .path()
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+        else {
             continue;
         };
         if entries.iter().any(|e| e.name == name) {
@@ -157,18 +161,28 @@ mod tests {
         let engine = crate::engine::unattached(None, sources.clone());
         let mut scope = rhai::Scope::new();
         scope.push_constant("opts", rhai::Map::new());
-        let dirs = [("runbooks", &SHIPPED), ("stdlib", &crate::engine::resolver::SHIPPED_STDLIB)];
+        let dirs = [
+            ("runbooks", &SHIPPED),
+            ("stdlib", &crate::engine::resolver::SHIPPED_STDLIB),
+        ];
         let mut count = 0;
         for (dir, files) in dirs {
             for file in files.files() {
                 let name = format!("{dir}/{}", file.path().display());
                 let text = file.contents_utf8().expect("shipped files are UTF-8");
-                assert!(!description(text).is_empty(), "{name} has no //! description");
+                assert!(
+                    !description(text).is_empty(),
+                    "{name} has no //! description"
+                );
                 let script = crate::engine::Script {
                     name: name.clone(),
                     text: text.to_string(),
                 };
-                let scope = if dir == "runbooks" { scope.clone() } else { rhai::Scope::new() };
+                let scope = if dir == "runbooks" {
+                    scope.clone()
+                } else {
+                    rhai::Scope::new()
+                };
                 crate::engine::compile(&engine, &script, &scope, &sources)
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 count += 1;

@@ -272,4 +272,27 @@ fn many_commands_on_one_node_stay_below_sshds_session_limit() {
     let journal = journal_lines(&state);
     assert_eq!(journal.len(), 20);
     assert!(journal.iter().all(|l| l["code"] == 0), "{journal:?}");
+    // At no moment did more than MAX_COMMANDS_PER_NODE run on the node.
+    let mut edges: Vec<(u128, i32)> = Vec::new();
+    for l in &journal {
+        let start =
+            humantime::parse_rfc3339(l["start"].as_str().unwrap_or_default()).expect("start time");
+        let start = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis();
+        let ms = u128::from(l["ms"].as_u64().unwrap_or(0));
+        edges.push((start, 1));
+        edges.push((start + ms, -1));
+    }
+    edges.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    assert!(
+        most <= ovsup::host::MAX_COMMANDS_PER_NODE as i32,
+        "{most} commands ran at once on one node"
+    );
 }

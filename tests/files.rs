@@ -44,10 +44,18 @@ fn binary_files_cross_intact_over_ssh() {
     std::fs::write(bed.node(0).root_path().join("var/tmp/blob.deb"), &blob).expect("write blob");
     Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&bed.dir().join("state"))
-        .args(["eval", r#"copy_file(nodes()[0], "/var/tmp/blob.deb", nodes()[1])"#])
+        .args([
+            "eval",
+            r#"copy_file(nodes()[0], "/var/tmp/blob.deb", nodes()[1])"#,
+        ])
         .run()
         .code(0);
     let copied = std::fs::read(bed.node(1).root_path().join("var/tmp/blob.deb")).expect("copied");
     assert!(copied == blob, "the copy differs ({} bytes)", copied.len());
-    assert!(!bed.node(1).root_path().join("var/tmp/blob.deb.ovsup-tmp").exists());
+    assert!(
+        !bed.node(1)
+            .root_path()
+            .join("var/tmp/blob.deb.ovsup-tmp")
+            .exists()
+    );
 }

@@ -73,10 +73,10 @@ fn imports_are_confined_and_eval_is_disabled() {
     ovsup(
         dir.path(),
         &inv,
-        &["eval", "import \"util\" as u; u::names(nodes())"],
+        &["eval", "import \"components\" as c; c::packages(\"alba\")"],
     )
     .code(0)
-    .stdout_has("n1");
+    .stdout_has("alba");
 }
 
 #[test]

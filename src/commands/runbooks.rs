@@ -28,7 +28,14 @@ pub fn list(g: &Global, site: Option<&Path>) -> Result<serde_json::Value> {
     Ok(serde_json::Value::String(
         entries
             .iter()
-            .map(|e| format!("{:<width$}  {}  [{}]", e.name, e.description, origin(&e.origin)))
+            .map(|e| {
+                format!(
+                    "{:<width$}  {}  [{}]",
+                    e.name,
+                    e.description,
+                    origin(&e.origin)
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     ))
@@ -37,7 +44,9 @@ pub fn list(g: &Global, site: Option<&Path>) -> Result<serde_json::Value> {
 /// `ovsup show NAME`.
 pub fn show(name: &str, site: Option<&Path>) -> Result<serde_json::Value> {
     let (script, _) = runbooks::find(name, site)?;
-    Ok(serde_json::Value::String(script.text.trim_end().to_string()))
+    Ok(serde_json::Value::String(
+        script.text.trim_end().to_string(),
+    ))
 }
 
 /// `ovsup edit NAME`: copy the shipped runbook into the site directory, never over a file.

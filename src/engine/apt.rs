@@ -1,7 +1,172 @@
-//! Script API of the apt primitives (see `src/primitives/apt.rs`).
+//! Script API of the apt primitives (see `src/primitives/apt.rs`): `apt_update`,
+//! `apt_versions`, `apt_install`, `apt_download`.
 
 use rhai::plugin::*;
+use rhai::{Array, Dynamic, Map};
+
+use super::error::{raise, raise_keeping};
+use super::target::Target;
+use crate::error::{Error, Result};
+use crate::host::all_ok;
+use crate::primitives::parse::apt::Policy;
+
+/// Package names (or globs) from a script value: a string or an array of strings.
+pub(crate) fn strings(value: Dynamic, what: &str) -> Result<Vec<String>, Box<EvalAltResult>> {
+    if value.is_string() {
+        return Ok(vec![value.to_string()]);
+    }
+    if value.is_array() {
+        let items: Array = value.cast();
+        return items
+            .into_iter()
+            .map(|v| {
+                if v.is_string() {
+                    Ok(v.to_string())
+                } else {
+                    Err(raise(Error::Usage(format!(
+                        "expected {what} as strings, found {}",
+                        v.type_name()
+                    ))))
+                }
+            })
+            .collect();
+    }
+    Err(raise(Error::Usage(format!(
+        "expected {what}: a string or an array of strings, found {}",
+        value.type_name()
+    ))))
+}
+
+/// Shape per-node results for the script: the value (a map by node name for an array
+/// target), or an error that keeps the values of the nodes that succeeded.
+pub(crate) fn shaped<T>(
+    target: &Target,
+    results: Vec<(String, Result<T>)>,
+    to_dynamic: impl Fn(T) -> Dynamic,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let results: Vec<(String, Result<Dynamic>)> = results
+        .into_iter()
+        .map(|(n, r)| (n, r.map(&to_dynamic)))
+        .collect();
+    let kept: Map = results
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().ok().map(|v| (n.as_str().into(), v.clone())))
+        .collect();
+    match all_ok(results) {
+        Ok(values) => Ok(target.shape(values)),
+        Err(e) => Err(raise_keeping(e, kept)),
+    }
+}
+
+fn version(v: Option<String>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, Dynamic::from)
+}
+
+fn versions_map(m: std::collections::BTreeMap<String, Policy>) -> Dynamic {
+    let map: Map = m
+        .into_iter()
+        .map(|(name, p)| {
+            let mut entry = Map::new();
+            entry.insert("installed".into(), version(p.installed));
+            entry.insert("candidate".into(), version(p.candidate));
+            (name.into(), Dynamic::from_map(entry))
+        })
+        .collect();
+    map.into()
+}
+
+fn installed_map(i: crate::primitives::apt::Installed, key: &str) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("changed".into(), Dynamic::from_bool(i.changed));
+    let pkgs: Map = i
+        .packages
+        .into_iter()
+        .map(|(k, v)| (k.into(), Dynamic::from(v)))
+        .collect();
+    m.insert(key.into(), pkgs.into());
+    m.into()
+}
 
 /// The script API of the apt primitives.
 #[export_module]
-pub mod apt_api {}
+pub mod apt_api {
+    use super::*;
+    use crate::primitives::apt;
+
+    /// Refresh the package lists: `apt-get update` on a node (a Node, a node name, or an array
+    /// of them: in parallel). Returns the `W:`/`E:` lines apt printed while still exiting 0
+    /// (older apt's `W: Failed to fetch …`), also shown as warnings: an empty array when all
+    /// went well (a map by node name for an array target). Raises when apt fails, e.g. when
+    /// another process holds its lock, with the node, the command and apt's stderr; nodes not
+    /// yet started are not started. With `--dry-run` the command is only printed (empty array).
+    #[rhai_fn(return_raw)]
+    pub fn apt_update(ctx: NativeCallContext, t: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let target = Target::from_dynamic(&host, t)?;
+        let results = host.block_on(apt::update(&host, &target.nodes));
+        shaped(&target, results, |w| {
+            Dynamic::from_array(w.into_iter().map(Dynamic::from).collect())
+        })
+    }
+
+    /// Installed and candidate versions of packages: `pkgs` is a name or an array of names and
+    /// globs (`"openvstorage*"`, expanded against the packages dpkg has on each node; a glob
+    /// matching nothing adds nothing). Returns `#{pkg: #{installed: "1.2-1" or (), candidate:
+    /// "1.3-1" or ()}}` (a map by node name for an array target); a package apt does not know
+    /// has both `()`. Runs `dpkg-query -W` (for globs) and one `apt-cache policy`: read-only,
+    /// so it runs in `--dry-run` too. Raises on output it does not recognise, naming the line.
+    #[rhai_fn(return_raw)]
+    pub fn apt_versions(
+        ctx: NativeCallContext,
+        t: Dynamic,
+        pkgs: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let target = Target::from_dynamic(&host, t)?;
+        let pkgs = strings(pkgs, "package names")?;
+        let results = host.block_on(apt::versions(&host, &target.nodes, &pkgs));
+        shaped(&target, results, versions_map)
+    }
+
+    /// Install or upgrade packages (a name or an array of names and globs) to their candidate
+    /// version. Query then act: only the packages whose installed version differs from the
+    /// candidate are passed to `DEBIAN_FRONTEND=noninteractive apt-get install -y` (with
+    /// `--force-yes` where the node's apt is older than 1.1, and keeping changed config files),
+    /// so a second run changes nothing; the installed versions are checked afterwards.
+    /// Returns `#{changed: bool, installed: #{pkg: version}}` (the packages installed and their
+    /// new version; a map by node name for an array target). Raises when a plain name is
+    /// unknown to apt, when dpkg is locked or an install fails (node, command, exit code, tail
+    /// of stderr); nodes not yet started are not started. With `--dry-run` the versions are
+    /// read and the install only printed; the result tells what would be installed.
+    #[rhai_fn(return_raw)]
+    pub fn apt_install(
+        ctx: NativeCallContext,
+        t: Dynamic,
+        pkgs: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let target = Target::from_dynamic(&host, t)?;
+        let pkgs = strings(pkgs, "package names")?;
+        let results = host.block_on(apt::install(&host, &target.nodes, &pkgs));
+        shaped(&target, results, |i| installed_map(i, "installed"))
+    }
+
+    /// Download the candidate `.deb` of packages (a name or an array of names and globs) into
+    /// `/var/cache/apt/archives/` without installing them, so that a later `apt_install`
+    /// downloads nothing: `apt-get install -y --download-only` (with `--force-yes` on apt older
+    /// than 1.1) for the packages not at their candidate version. Returns `#{changed: bool,
+    /// downloaded: #{pkg: version}}` (a map by node name for an array target). Raises as
+    /// `apt_install`. With `--dry-run` the command is only printed.
+    #[rhai_fn(return_raw)]
+    pub fn apt_download(
+        ctx: NativeCallContext,
+        t: Dynamic,
+        pkgs: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let target = Target::from_dynamic(&host, t)?;
+        let pkgs = strings(pkgs, "package names")?;
+        let results = host.block_on(apt::download(&host, &target.nodes, &pkgs));
+        shaped(&target, results, |i| installed_map(i, "downloaded"))
+    }
+}

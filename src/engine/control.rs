@@ -91,7 +91,10 @@ pub mod control_api {
         if host.dry_run || host.assume_yes {
             host.report(Event::Log {
                 level: Level::Info,
-                message: format!("{question} yes ({})", if host.dry_run { "dry run" } else { "--yes" }),
+                message: format!(
+                    "{question} yes ({})",
+                    if host.dry_run { "dry run" } else { "--yes" }
+                ),
             });
             return Ok(());
         }

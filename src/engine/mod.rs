@@ -110,15 +110,47 @@ pub fn build(host: Arc<Host>, site_stdlib: Option<PathBuf>, sources: Sources) ->
 pub fn families() -> Vec<(&'static str, &'static str, rhai::Module)> {
     use rhai::exported_module;
     vec![
-        ("nodes", "The target set and the `Node` type.", exported_module!(nodes::nodes_api)),
-        ("exec", "Running commands on nodes.", exported_module!(exec::exec_api)),
-        ("files", "Files on nodes.", exported_module!(files::files_api)),
+        (
+            "nodes",
+            "The target set and the `Node` type.",
+            exported_module!(nodes::nodes_api),
+        ),
+        (
+            "exec",
+            "Running commands on nodes.",
+            exported_module!(exec::exec_api),
+        ),
+        (
+            "files",
+            "Files on nodes.",
+            exported_module!(files::files_api),
+        ),
         ("apt", "Packages.", exported_module!(apt::apt_api)),
-        ("services", "Init jobs (upstart or systemd) and SysV services.", exported_module!(services::services_api)),
-        ("vms", "Virtual machines and the VM record.", exported_module!(vms::vms_api)),
-        ("cluster", "The cloud agent: offline and online.", exported_module!(cluster::cluster_api)),
-        ("steps", "Steps in progress, for runs that converge when re-run.", exported_module!(steps::steps_api)),
-        ("control", "Messages, failures, confirmation, waiting, run options.", exported_module!(control::control_api)),
+        (
+            "services",
+            "Init jobs (upstart or systemd) and SysV services.",
+            exported_module!(services::services_api),
+        ),
+        (
+            "vms",
+            "Virtual machines and the VM record.",
+            exported_module!(vms::vms_api),
+        ),
+        (
+            "cluster",
+            "The cloud agent: offline and online.",
+            exported_module!(cluster::cluster_api),
+        ),
+        (
+            "steps",
+            "Steps in progress, for runs that converge when re-run.",
+            exported_module!(steps::steps_api),
+        ),
+        (
+            "control",
+            "Messages, failures, confirmation, waiting, run options.",
+            exported_module!(control::control_api),
+        ),
     ]
 }
 

@@ -62,7 +62,11 @@ fn entry(f: &serde_json::Value) -> Option<(String, String)> {
         .into_iter()
         .flatten()
         .filter_map(|d| d.as_str())
-        .flat_map(|d| d.lines().map(|l| l.trim_start_matches("///").trim().to_string()).collect::<Vec<_>>())
+        .flat_map(|d| {
+            d.lines()
+                .map(|l| l.trim_start_matches("///").trim().to_string())
+                .collect::<Vec<_>>()
+        })
         .filter(|l| !l.is_empty())
         .collect();
     Some((signature, doc.join(" ")))
@@ -73,4 +77,28 @@ pub fn splice(doc: &str) -> Option<String> {
     let start = doc.find(BEGIN)? + BEGIN.len();
     let end = doc.find(END)?;
     (start <= end).then(|| format!("{}\n\n{}{}", &doc[..start], markdown(), &doc[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/runbooks.md carries the reference of the primitives as the code documents them.
+    #[test]
+    fn the_reference_in_the_docs_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbooks.md");
+        let doc = std::fs::read_to_string(path).expect("docs/runbooks.md");
+        let current = splice(&doc).expect("the reference markers are in docs/runbooks.md");
+        if std::env::var_os("OVSUP_BLESS").is_some() {
+            std::fs::write(path, &current).expect("write docs/runbooks.md");
+            return;
+        }
+        assert!(
+            doc == current,
+            "docs/runbooks.md has a stale primitive reference: run `OVSUP_BLESS=1 cargo test --lib reference` (or paste `ovsup reference`)"
+        );
+        for name in ["sh(target, line)", "nodes()", "confirm(question)"] {
+            assert!(doc.contains(name), "{name} is missing from the reference");
+        }
+    }
 }

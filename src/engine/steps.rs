@@ -33,7 +33,10 @@ pub mod steps_api {
     /// True when the step `name` was begun by an earlier run that did not finish it: the
     /// runbook must then finish it even if nothing is pending any more.
     #[rhai_fn(return_raw)]
-    pub fn step_in_progress(ctx: NativeCallContext, name: &str) -> Result<bool, Box<EvalAltResult>> {
+    pub fn step_in_progress(
+        ctx: NativeCallContext,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let host = crate::engine::host(&ctx)?;
         Steps::new(&host.state_dir).in_progress(name).map_err(raise)
     }

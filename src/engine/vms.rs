@@ -1,7 +1,202 @@
-//! Script API of the vms primitives (see `src/primitives/vms.rs`).
+//! Script API of the vms primitives (see `src/primitives/vms.rs`): `running_vms`, `stop_vms`,
+//! `start_vms`, `vm_record`, `import_legacy_vm_record`.
+
+use std::time::Duration;
 
 use rhai::plugin::*;
+use rhai::{Dynamic, Map};
+
+use super::error::{raise, raise_keeping};
+use super::target::Target;
+use crate::error::{Error, Result};
+use crate::host::all_ok;
+use crate::primitives::vms::{PerNode, StopOptions};
+use crate::state::vm_record::VmRecord;
+
+fn names(vms: Vec<String>) -> Dynamic {
+    Dynamic::from_array(vms.into_iter().map(Dynamic::from).collect())
+}
+
+/// Per-node results as the script sees them: shaped by the target, or raised with the
+/// results of the nodes that succeeded kept in the error.
+pub(crate) fn finish<T: Clone>(
+    target: Option<&Target>,
+    results: PerNode<T>,
+    value: impl Fn(T) -> Dynamic,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let kept: Map = results
+        .iter()
+        .filter_map(|(n, r)| {
+            r.as_ref()
+                .ok()
+                .map(|v| (n.as_str().into(), value(v.clone())))
+        })
+        .collect();
+    match all_ok(results) {
+        Ok(values) => {
+            let values: Vec<(String, Dynamic)> =
+                values.into_iter().map(|(n, v)| (n, value(v))).collect();
+            Ok(match target {
+                Some(t) => t.shape(values),
+                None => {
+                    let map: Map = values.into_iter().map(|(k, v)| (k.into(), v)).collect();
+                    map.into()
+                }
+            })
+        }
+        Err(e) => Err(raise_keeping(e, kept)),
+    }
+}
+
+fn record_map(record: &VmRecord) -> Dynamic {
+    let map: Map = record
+        .nodes()
+        .iter()
+        .map(|(n, vms)| (n.as_str().into(), names(vms.clone())))
+        .collect();
+    map.into()
+}
+
+fn stop_options(opts: &Map) -> Result<StopOptions, Box<EvalAltResult>> {
+    let mut o = StopOptions::default();
+    for (key, value) in opts {
+        match key.as_str() {
+            "timeout" => {
+                let secs = if let Ok(i) = value.as_int() {
+                    i as f64
+                } else {
+                    value.as_float().unwrap_or(f64::NAN)
+                };
+                if !(secs > 0.0 && secs <= 7.0 * 86_400.0) {
+                    return Err(raise(Error::Usage(format!(
+                        "stop_vms: `timeout` must be a number of seconds above 0 and at most 604800, found {value}"
+                    ))));
+                }
+                o.timeout = Duration::from_secs_f64(secs);
+            }
+            "force" => {
+                o.force = value.as_bool().map_err(|_| {
+                    raise(Error::Usage(format!(
+                        "stop_vms: `force` must be true or false, found {value}"
+                    )))
+                })?;
+            }
+            other => {
+                return Err(raise(Error::Usage(format!(
+                    "stop_vms: unknown option `{other}` (known: timeout, force)"
+                ))));
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn script<T>(r: Result<T>) -> Result<T, Box<EvalAltResult>> {
+    r.map_err(raise)
+}
 
 /// The script API of the vms primitives.
 #[export_module]
-pub mod vms_api {}
+pub mod vms_api {
+    use super::*;
+
+    /// The names of the running VMs (libvirt domains) of a node, as an array (a map node name
+    /// → array for an array of nodes). Runs `virsh list --name`; read-only, so it runs in
+    /// `--dry-run` too. Raises when a node cannot be read or prints something unexpected.
+    #[rhai_fn(return_raw)]
+    pub fn running_vms(
+        ctx: NativeCallContext,
+        target: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let target = Target::from_dynamic(&host, target)?;
+        let results = host.block_on(crate::primitives::vms::running(&host, &target.nodes));
+        finish(Some(&target), results, names)
+    }
+
+    /// `stop_vms(t)` with the defaults: `timeout` 600 s, no `force`.
+    #[rhai_fn(name = "stop_vms", return_raw)]
+    pub fn stop_vms_default(
+        ctx: NativeCallContext,
+        target: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        stop_vms(ctx, target, Map::new())
+    }
+
+    /// Shut down every running VM of the nodes and wait until they are off. First records them
+    /// in the VM record (`<state-dir>/vm-record.json`, added to what it already holds, written
+    /// atomically) so that `start_vms()` brings back exactly those; then sends
+    /// `virsh shutdown NAME` to each, on every node in parallel; then reads `virsh list --name`
+    /// every second. Options: `timeout` (seconds, default 600), `force` (default false).
+    ///
+    /// Returns the VMs it stopped (a map node name → array for an array of nodes). When the
+    /// timeout passes, raises naming every node and VM still running (they stay recorded);
+    /// with `force: true` it powers those off instead (`virsh destroy`) and checks they are
+    /// off. Ctrl-C ends the wait. Refused (exit 3) while a legacy `update-ovs.py` VM list has
+    /// not been imported (`import_legacy_vm_record()`). With `--dry-run` the shutdowns are only
+    /// printed and nothing is recorded.
+    #[rhai_fn(name = "stop_vms", return_raw)]
+    pub fn stop_vms(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        options: Map,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let opts = stop_options(&options)?;
+        let host = crate::engine::host(&ctx)?;
+        let target = Target::from_dynamic(&host, target)?;
+        let results =
+            script(host.block_on(crate::primitives::vms::stop(&host, &target.nodes, opts)))?;
+        finish(Some(&target), results, names)
+    }
+
+    /// Start every VM the VM record holds, on the nodes it names, and return a map node name
+    /// → array of the VMs started. Runs `virsh start NAME` (a VM already running counts once
+    /// `virsh domstate` says `running`), waits until each is `running`, and only then removes
+    /// it from the record; the record file is deleted when it is empty. A VM that does not
+    /// start stays recorded and the call raises naming it (the other nodes are still done).
+    /// Nodes outside `--limit` are skipped with a warning. Refused (exit 3) while a legacy
+    /// VM list has not been imported. With `--dry-run` the starts are only printed and the
+    /// record is left as it is.
+    #[rhai_fn(name = "start_vms", return_raw)]
+    pub fn start_vms_all(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let results = script(host.block_on(crate::primitives::vms::start(&host, None)))?;
+        finish(None, results, names)
+    }
+
+    /// `start_vms()` restricted to some nodes: starts the recorded VMs of a node (an array;
+    /// a map node name → array for an array of nodes; a node with nothing recorded gives an
+    /// empty array).
+    #[rhai_fn(name = "start_vms", return_raw)]
+    pub fn start_vms(
+        ctx: NativeCallContext,
+        target: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let target = Target::from_dynamic(&host, target)?;
+        let results =
+            script(host.block_on(crate::primitives::vms::start(&host, Some(&target.nodes))))?;
+        finish(Some(&target), results, names)
+    }
+
+    /// The VM record: a map node name → array of the VMs stopped by `stop_vms` and not yet
+    /// started again (empty when there are none). Reads `<state-dir>/vm-record.json`; raises
+    /// when it is malformed; refused (exit 3) while a legacy VM list has not been imported.
+    #[rhai_fn(return_raw)]
+    pub fn vm_record(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        Ok(record_map(&script(crate::primitives::vms::record(&host))?))
+    }
+
+    /// Import the VM list left by the legacy `update-ovs.py` (`/tmp/ovs-machine-state.json`,
+    /// or `$OVSUP_LEGACY_VM_RECORD`): merge it into the VM record, then rename it to
+    /// `….imported` so it is never imported twice. Returns what it held (a map node name →
+    /// array; empty when there is no such file). With `--dry-run`, only reads it.
+    #[rhai_fn(return_raw)]
+    pub fn import_legacy_vm_record(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        Ok(record_map(&script(crate::primitives::vms::import_legacy(
+            &host,
+        ))?))
+    }
+}

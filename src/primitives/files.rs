@@ -8,13 +8,25 @@ use crate::inventory::Node;
 /// Copy `path` from `source` to the same path on every node of `targets`, in parallel: the
 /// file is read once, then written atomically on each target. Returns the bytes written per
 /// target.
-pub async fn copy(host: &Host, source: &Node, path: &str, targets: &[Node]) -> Result<Vec<(String, Result<u64>)>> {
+pub async fn copy(
+    host: &Host,
+    source: &Node,
+    path: &str,
+    targets: &[Node],
+) -> Result<Vec<(String, Result<u64>)>> {
     let bytes = host.read_file(source, path).await?;
     let size = bytes.len() as u64;
     let bytes = &bytes;
     Ok(host
-        .fan_out(&format!("copy {path}"), targets, OnFailure::Stop, |node| async move {
-            host.write_file(&node, path, bytes.clone()).await.map(|()| size)
-        })
+        .fan_out(
+            &format!("copy {path}"),
+            targets,
+            OnFailure::Stop,
+            |node| async move {
+                host.write_file(&node, path, bytes.clone())
+                    .await
+                    .map(|()| size)
+            },
+        )
         .await)
 }

@@ -119,7 +119,9 @@ impl Reporter for HumanReporter {
                 if error.is_some() && normal {
                     // The error already names the node and the command.
                     self.line(&outcome);
-                } else if dry_run || verbose || (failed && normal) {
+                } else if dry_run || verbose {
+                    // A non-zero exit is often expected (a probe, a try_*); when it is a
+                    // failure, the raised error says so once, at the end.
                     self.line(&format!("{node}: {outcome}: {command}"));
                 }
             }

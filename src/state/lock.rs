@@ -110,7 +110,10 @@ mod tests {
         let err = RunLock::acquire(dir.path(), "check").expect_err("second must be refused");
         assert_eq!(err.code(), 3);
         let text = err.to_string();
-        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", std::process::id())),
+            "{text}"
+        );
         assert!(text.contains("\"alba\""), "{text}");
         drop(first);
         RunLock::acquire(dir.path(), "check").expect("free again");

@@ -3,6 +3,7 @@
 
 pub mod journal;
 pub mod lock;
+pub mod steps;
 pub mod vm_record;
 
 use std::path::{Path, PathBuf};

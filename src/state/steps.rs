@@ -69,8 +69,10 @@ impl Steps {
 
     fn write(&self, steps: &BTreeMap<String, Step>) -> Result<()> {
         let text = serde_json::to_vec_pretty(steps).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut file = atomic_write_file::AtomicWriteFile::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        file.write_all(&text).map_err(|e| Error::io(&self.path, e))?;
+        let mut file = atomic_write_file::AtomicWriteFile::open(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?;
+        file.write_all(&text)
+            .map_err(|e| Error::io(&self.path, e))?;
         file.commit().map_err(|e| Error::io(&self.path, e))
     }
 }

@@ -62,7 +62,13 @@ impl Transport {
 
     /// Write a file on `node` atomically (a temporary file beside it, then a rename), creating
     /// its directory.
-    pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>, timeout: Duration) -> Result<()> {
+    pub async fn write_file(
+        &self,
+        node: &Node,
+        path: &str,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<()> {
         match self {
             Transport::Ssh(t) => {
                 let (dir, tmp) = temp_beside(path);

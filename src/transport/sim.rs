@@ -63,10 +63,12 @@ impl SimTransport {
     /// Write a file of the simulated node (its files hold text).
     pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>) -> Result<()> {
         let sim = self.node(node)?;
-        let text = String::from_utf8(bytes).map_err(|_| Error::Usage(format!(
-            "{}: the simulator holds text files only, and {path} is binary",
-            node.name
-        )))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::Usage(format!(
+                "{}: the simulator holds text files only, and {path} is binary",
+                node.name
+            ))
+        })?;
         let path_owned = path.to_string();
         tokio::task::spawn_blocking(move || sim.write_file(&path_owned, &text))
             .await

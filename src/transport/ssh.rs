@@ -31,6 +31,8 @@ const RECHECK_AFTER: Duration = Duration::from_secs(240);
 const SERVER_ALIVE: Duration = Duration::from_secs(15);
 /// Connect attempts when sshd resets the connection during key exchange.
 const CONNECT_ATTEMPTS: u32 = 5;
+/// Session opens refused by sshd (`MaxSessions`) before we give up.
+const SESSION_ATTEMPTS: u32 = 6;
 /// Longest control-socket path we accept (Linux: 108 bytes, OpenSSH appends ~17 characters).
 const MAX_SOCKET_DIR_LEN: usize = 80;
 
@@ -170,25 +172,48 @@ impl SshTransport {
     }
 
     /// Run `line` on `node` under `timeout(1)`, feeding it `stdin`; the raw streams.
-    pub async fn run(&self, node: &Node, line: &str, stdin: Option<Vec<u8>>, timeout: Duration) -> Result<(i32, Vec<u8>, Vec<u8>)> {
+    pub async fn run(
+        &self,
+        node: &Node,
+        line: &str,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(i32, Vec<u8>, Vec<u8>)> {
         let (session, _) = self.connect(node).await?;
         let remote = bounded(line, timeout);
         let lost = |reason: String| Error::Unreachable {
             node: node.name.clone(),
             reason,
         };
-        let mut child = session
-            .raw_command(&remote)
-            .stdin(if stdin.is_some() {
-                openssh::Stdio::piped()
-            } else {
-                openssh::Stdio::null()
-            })
-            .stdout(openssh::Stdio::piped())
-            .stderr(openssh::Stdio::piped())
-            .spawn()
-            .await
-            .map_err(|e| lost(error_chain(&e)))?;
+        let mut attempt = 0;
+        let mut child = loop {
+            attempt += 1;
+            let spawned = session
+                .raw_command(&remote)
+                .stdin(if stdin.is_some() {
+                    openssh::Stdio::piped()
+                } else {
+                    openssh::Stdio::null()
+                })
+                .stdout(openssh::Stdio::piped())
+                .stderr(openssh::Stdio::piped())
+                .spawn()
+                .await;
+            match spawned {
+                Ok(child) => break child,
+                Err(e) => {
+                    let reason = error_chain(&e);
+                    // sshd frees a session slot a little after the previous command's exit
+                    // status reached us; a refused session never ran anything, so it is
+                    // safe to ask again.
+                    if reason.contains("Session open refused") && attempt < SESSION_ATTEMPTS {
+                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                        continue;
+                    }
+                    return Err(lost(reason));
+                }
+            }
+        };
         let input = child.stdin().take();
         let out = child.stdout().take();
         let err = child.stderr().take();

@@ -1,3 +1,10 @@
 //! Parsers of what the real tools print (formats in docs/node-commands.md). Pure functions
 //! over text: each accepts the layouts the real tools use (apt 1.0 and newer, upstart and
 //! systemd) and rejects anything else with the offending line, never guessing.
+
+pub mod apt;
+pub mod dpkg;
+pub mod fuser;
+pub mod systemd;
+pub mod upstart;
+pub mod virsh;

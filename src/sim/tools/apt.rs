@@ -46,8 +46,32 @@ struct GetOpts {
     download_only: bool,
 }
 
-/// `apt-get update` and `apt-get install [-y] [--force-yes] [--download-only] [-q…] PKG…`.
+/// What `apt-get --version` prints first: the generations differ in their first line.
+const VERSION_1_0: &str = "apt 1.0.1ubuntu2 for amd64 compiled on Jan 23 2019 18:56:44\n";
+const VERSION_1_2: &str = "apt 1.2.35 (amd64)\n";
+const VERSION_MODULES: &str = concat!(
+    "Supported modules:\n",
+    "*Ver: Standard .deb\n",
+    "*Pkg:  Debian dpkg interface (Priority 30)\n",
+    " Pkg:  Debian APT solver interface (Priority -1000)\n",
+    " S.L: 'deb' Debian binary tree\n",
+    " S.L: 'deb-src' Debian source tree\n",
+    " Idx: Debian Source Index\n",
+    " Idx: Debian Package Index\n",
+    " Idx: Debian Translation Index\n",
+    " Idx: Debian dpkg status file\n",
+);
+
+/// `apt-get --version`, `apt-get update` and
+/// `apt-get install [-y] [--force-yes] [--download-only] [-q…] PKG…`.
 pub fn apt_get(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
+    if matches!(argv, [_, v] if v == "--version" || v == "-v") {
+        let first = match ctx.state.apt_variant {
+            AptVariant::V1_0 => VERSION_1_0,
+            AptVariant::V1_2 => VERSION_1_2,
+        };
+        return SimOutput::ok(format!("{first}{VERSION_MODULES}"));
+    }
     let mut opts = GetOpts::default();
     let mut words: Vec<&str> = Vec::new();
     let mut it = argv[1..].iter();
@@ -675,6 +699,23 @@ mod tests {
         let s = n.state().expect("state");
         assert_eq!(s.packages["alba"].installed.as_deref(), Some("0.9.17-1"));
         assert_eq!(s.packages["arakoon"].installed.as_deref(), Some("1.9.22-1"));
+    }
+
+    #[test]
+    fn version_first_line() {
+        let (_d, n) = node(Init::Upstart, AptVariant::V1_0);
+        let o = run(&n, "apt-get --version");
+        assert_eq!(o.code, 0);
+        assert!(
+            o.stdout
+                .starts_with("apt 1.0.1ubuntu2 for amd64 compiled on ")
+        );
+        let (_d, n) = node(Init::Systemd, AptVariant::V1_2);
+        let o = run(&n, "apt-get --version");
+        assert!(
+            o.stdout
+                .starts_with("apt 1.2.35 (amd64)\nSupported modules:\n")
+        );
     }
 
     #[test]

@@ -1,0 +1,129 @@
+//! `fuser 4446/tcp` (psmisc): whether a process listens on the cloud agent's port.
+//!
+//! Exit 0: the pids are on stdout (each possibly followed by an access letter), the name
+//! (`4446/tcp:`) on stderr. Exit 1 with nothing on stdout: nothing listens. Anything else is an
+//! error naming the node, the command and the offending line.
+
+use crate::error::{Error, Result};
+use crate::transport::Output;
+
+fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
+    Error::Unexpected {
+        node: node.to_string(),
+        command: command.to_string(),
+        line: line.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// The pids listening, as `fuser PORT/tcp` (or `fuser -k PORT/tcp`, which prints the pids it
+/// killed) reported them on `node`: empty when nothing listens (exit 1).
+pub fn listeners(node: &str, command: &str, out: &Output) -> Result<Vec<u32>> {
+    match out.code {
+        0 => {
+            let mut pids = Vec::new();
+            for word in out.stdout.split_whitespace() {
+                let digits = word.trim_end_matches(['c', 'e', 'f', 'F', 'r', 'm']);
+                match digits.parse::<u32>() {
+                    Ok(pid) if pid > 0 => pids.push(pid),
+                    _ => return Err(unexpected(node, command, word, "a process id")),
+                }
+            }
+            if pids.is_empty() {
+                return Err(unexpected(
+                    node,
+                    command,
+                    out.stdout.trim(),
+                    "process ids after exit code 0",
+                ));
+            }
+            Ok(pids)
+        }
+        1 => {
+            if let Some(line) = out.stdout.lines().find(|l| !l.trim().is_empty()) {
+                return Err(unexpected(
+                    node,
+                    command,
+                    line,
+                    "no output with exit code 1 (nothing listening)",
+                ));
+            }
+            // psmisc warns about /proc entries it cannot read; anything else (a usage text,
+            // an unknown option) means the question was not answered.
+            if let Some(line) = out
+                .stderr
+                .lines()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("Cannot stat"))
+            {
+                return Err(unexpected(
+                    node,
+                    command,
+                    line,
+                    "nothing on stderr with exit code 1 (nothing listening)",
+                ));
+            }
+            Ok(Vec::new())
+        }
+        code => Err(Error::Remote {
+            node: node.to_string(),
+            command: command.to_string(),
+            code,
+            stderr: crate::host::tail(&out.stderr, 20),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(code: i32, stdout: &str, stderr: &str) -> Output {
+        Output {
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    const CMD: &str = "fuser 4446/tcp";
+
+    #[test]
+    fn pids_or_nothing() {
+        assert_eq!(
+            listeners("n", CMD, &out(0, "  1234", "4446/tcp:\n")).unwrap(),
+            [1234]
+        );
+        assert_eq!(
+            listeners("n", CMD, &out(0, "  1234  1240\n", "4446/tcp:\n")).unwrap(),
+            [1234, 1240]
+        );
+        assert_eq!(listeners("n", CMD, &out(0, " 77e", "")).unwrap(), [77]);
+        assert!(listeners("n", CMD, &out(1, "", "")).unwrap().is_empty());
+        assert!(
+            listeners(
+                "n",
+                CMD,
+                &out(1, "", "Cannot stat file /proc/9/fd/3: No such file\n")
+            )
+            .unwrap()
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn rejects_anything_else() {
+        match listeners("node-01", CMD, &out(0, "  abc", "4446/tcp:\n")) {
+            Err(Error::Unexpected { node, line, .. }) => {
+                assert_eq!((node.as_str(), line.as_str()), ("node-01", "abc"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(listeners("n", CMD, &out(0, "", "4446/tcp:\n")).is_err());
+        assert!(listeners("n", CMD, &out(1, "1234", "")).is_err());
+        assert!(listeners("n", CMD, &out(1, "", "Usage: fuser [-fIMuvw] ...\n")).is_err());
+        assert!(matches!(
+            listeners("n", CMD, &out(127, "", "sh: fuser: not found\n")),
+            Err(Error::Remote { code: 127, .. })
+        ));
+    }
+}
