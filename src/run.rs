@@ -61,7 +61,11 @@ where
             error,
         });
     } else {
+        // The operator's runbooks (check, alba, …) tell people what they did with info();
+        // their value is data, for --json. eval and run print the value.
+        let value_is_data = cli.command.as_ref().is_none_or(|c| c.runbook().is_some());
         match outcome {
+            Ok(_) if value_is_data => {}
             Ok(serde_json::Value::Null) => {}
             Ok(serde_json::Value::String(s)) => print_stdout(&s),
             Ok(v) => print_stdout(&serde_json::to_string_pretty(&v).unwrap_or_default()),

@@ -142,6 +142,12 @@ pub fn from_eval(err: &EvalAltResult, main_source: &str, sources: &Sources) -> E
             message: strip_position(&inner.to_string()),
             code: EXIT_USAGE,
         },
+        // Rhai gives some errors no position (a data race in a closure): name the file at least.
+        other if location.is_none() => Error::Script {
+            location: None,
+            message: format!("{source}: {}", strip_position(&other.to_string())),
+            code: EXIT_FAILED,
+        },
         other => Error::Script {
             location,
             message: strip_position(&other.to_string()),
