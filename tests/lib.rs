@@ -1,6 +1,7 @@
 //! All integration tests, in one test binary (one link, shared test bed support).
 mod support;
 
+mod cli;
 mod exec;
 mod files;
 mod interrupt;
