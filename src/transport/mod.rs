@@ -104,12 +104,44 @@ impl Transport {
 
 /// The command line that bounds `line` on the node: `timeout(1)` kills it (and its process
 /// group) when the deadline passes, so a timed-out command does not live on after ovsup gave up
-/// on it — dropping an SSH channel does not kill the remote process.
+/// on it — dropping an SSH channel does not kill the remote process. A simple command (a
+/// program and its arguments, nothing for a shell to interpret) runs under `timeout` directly;
+/// anything else through `sh -c`, which costs one more process per command.
 pub fn bounded(line: &str, timeout: Duration) -> String {
     let secs = timeout.as_secs().max(1);
+    if is_simple_command(line) {
+        return format!("timeout -k 5 {secs} {line}");
+    }
     // `shlex::try_quote` only fails on NUL, which `exec` has already refused.
     let quoted = shlex::try_quote(line).unwrap_or_default();
     format!("timeout -k 5 {secs} sh -c {quoted}")
+}
+
+/// Shell builtins and keywords that `timeout` cannot exec as a program.
+const SHELL_ONLY: &[&str] = &[
+    ".", ":", "alias", "break", "case", "cd", "continue", "declare", "eval", "exec", "exit",
+    "export", "for", "function", "hash", "if", "let", "local", "read", "readonly", "return", "set",
+    "shift", "source", "trap", "type", "ulimit", "umask", "unset", "until", "wait", "while", "{",
+    "[[",
+];
+
+/// True when `line` is a program and its arguments with nothing a shell would interpret
+/// (no operators, redirections, expansions, globs or assignments, even inside quotes): then
+/// `timeout PROGRAM ARGS…` means exactly what the shell would have run.
+fn is_simple_command(line: &str) -> bool {
+    const SHELL_SYNTAX: &[char] = &[
+        ';', '&', '|', '<', '>', '(', ')', '$', '`', '\\', '\n', '*', '?', '[', ']', '{', '}', '~',
+        '!', '#', '%', '=',
+    ];
+    if line.contains(SHELL_SYNTAX) {
+        return false;
+    }
+    match shlex::split(line) {
+        Some(words) => words
+            .first()
+            .is_some_and(|w| !SHELL_ONLY.contains(&w.as_str())),
+        None => false,
+    }
 }
 
 /// The directory of `path` and a temporary name beside it.
@@ -139,5 +171,37 @@ pub(crate) fn text(bytes: Vec<u8>) -> String {
     match String::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_commands_skip_the_shell_and_the_rest_keep_it() {
+        let t = Duration::from_secs(30);
+        assert_eq!(bounded("true", t), "timeout -k 5 30 true");
+        assert_eq!(
+            bounded("virsh shutdown 'vm a'", t),
+            "timeout -k 5 30 virsh shutdown 'vm a'"
+        );
+        for shell in [
+            "echo a; echo b",
+            "echo $HOME",
+            "cd /tmp",
+            "LC_ALL=C apt-get update",
+            "ls *.deb",
+            "cat x > y",
+            "echo 'a\nb'",
+            "test -d /x && echo y",
+        ] {
+            let b = bounded(shell, t);
+            assert!(b.starts_with("timeout -k 5 30 sh -c "), "{shell}: {b}");
+            assert_eq!(
+                shlex::split(&b).expect("split").last().map(String::as_str),
+                Some(shell)
+            );
+        }
     }
 }

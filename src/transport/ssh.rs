@@ -297,22 +297,19 @@ impl SshTransport {
     }
 }
 
-/// Read a stream to its end, keeping at most [`OUTPUT_CAP`] bytes.
+/// Read a stream to its end, keeping at most [`OUTPUT_CAP`] bytes; the rest is drained so the
+/// remote command never blocks on a full pipe. (No fixed buffer: a future holding one stays
+/// alive per stream of every command in flight.)
 async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>) -> Vec<u8> {
     let Some(mut stream) = stream else {
         return Vec::new();
     };
     let mut kept = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = OUTPUT_CAP.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
+    let _ = (&mut stream)
+        .take(OUTPUT_CAP as u64)
+        .read_to_end(&mut kept)
+        .await;
+    let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
     kept
 }
 
