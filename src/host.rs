@@ -338,12 +338,7 @@ impl Host {
         if out.code == 0 {
             Ok(out)
         } else {
-            Err(Error::Remote {
-                node: node.name.clone(),
-                command: line.to_string(),
-                code: out.code,
-                stderr: tail(&out.stderr, 20),
-            })
+            Err(failed(&node.name, line, &out))
         }
     }
 
@@ -463,6 +458,17 @@ pub fn all_ok<T>(results: Vec<(String, Result<T>)>) -> Result<Vec<(String, T)>> 
         0 => Ok(ok),
         1 if total == 1 => Err(failures.remove(0)),
         _ => Err(Error::Nodes { total, failures }),
+    }
+}
+
+/// The error for a command that exited non-zero: the node, the command, its exit code and
+/// the last lines of its stderr.
+pub fn failed(node: &str, command: &str, out: &Output) -> Error {
+    Error::Remote {
+        node: node.to_string(),
+        command: command.to_string(),
+        code: out.code,
+        stderr: tail(&out.stderr, 20),
     }
 }
 

@@ -78,12 +78,7 @@ pub async fn expand(host: &Host, node: &Node, pkgs: &[String]) -> Result<BTreeSe
     let line = quote::join(&argv)?;
     let out = host.exec(node, &line, Effect::Read, None).await?;
     if out.code != 0 && !(out.code == 1 && parse::dpkg::only_no_match(&out.stderr)) {
-        return Err(Error::Remote {
-            node: node.name.clone(),
-            command: line,
-            code: out.code,
-            stderr: crate::host::tail(&out.stderr, 20),
-        });
+        return Err(crate::host::failed(&node.name, &line, &out));
     }
     for p in parse::dpkg::query(&out.stdout, &node.name, &line)? {
         if p.present() {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::error::{EXIT_FAILED, Error, Result};
-use crate::host::{Effect, Host, OnFailure, tail};
+use crate::host::{Effect, Host, OnFailure};
 use crate::inventory::Node;
 use crate::primitives::parse;
 use crate::quote;
@@ -188,12 +188,7 @@ pub async fn status_on(host: &Host, node: &Node, name: &str) -> Result<Option<St
                 return Ok(None);
             }
             if out.code != 0 {
-                return Err(Error::Remote {
-                    node: node.name.clone(),
-                    command: line,
-                    code: out.code,
-                    stderr: tail(&out.stderr, 20),
-                });
+                return Err(crate::host::failed(&node.name, &line, &out));
             }
             let jobs = parse::upstart::list(&out.stdout, &node.name, &line)?;
             let found: Vec<_> = jobs.iter().filter(|j| j.name == job).collect();
@@ -358,12 +353,7 @@ async fn act_on_job(
         if raced {
             return Ok(false);
         }
-        return Err(Error::Remote {
-            node: node.name.clone(),
-            command: line,
-            code: out.code,
-            stderr: tail(&out.stderr, 20),
-        });
+        return Err(crate::host::failed(&node.name, &line, &out));
     }
     if host.dry_run {
         return Ok(true);

@@ -136,12 +136,7 @@ async fn shutdown(host: &Host, node: &Node, vm: &str) -> Result<()> {
     if out.code == 0 || virsh::not_running(&out.stderr) {
         Ok(())
     } else {
-        Err(Error::Remote {
-            node: node.name.clone(),
-            command: line,
-            code: out.code,
-            stderr: crate::host::tail(&out.stderr, 20),
-        })
+        Err(crate::host::failed(&node.name, &line, &out))
     }
 }
 
@@ -150,12 +145,7 @@ async fn destroy(host: &Host, node: &Node, vm: &str) -> Result<()> {
     let line = quote::join(&["virsh", "destroy", vm])?;
     let out = host.exec(node, &line, Effect::Change, None).await?;
     if out.code != 0 && !virsh::not_running(&out.stderr) {
-        return Err(Error::Remote {
-            node: node.name.clone(),
-            command: line,
-            code: out.code,
-            stderr: crate::host::tail(&out.stderr, 20),
-        });
+        return Err(crate::host::failed(&node.name, &line, &out));
     }
     let deadline = Instant::now() + CONFIRM_TIMEOUT;
     loop {
@@ -375,12 +365,7 @@ async fn start_one(
         return Ok(());
     }
     if out.code != 0 && !virsh::already_active(&out.stderr) {
-        return Err(Error::Remote {
-            node: node.name.clone(),
-            command: line,
-            code: out.code,
-            stderr: crate::host::tail(&out.stderr, 20),
-        });
+        return Err(crate::host::failed(&node.name, &line, &out));
     }
     let deadline = Instant::now() + CONFIRM_TIMEOUT;
     loop {

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use super::unexpected;
+use crate::error::Result;
 
 /// What apt knows of one package.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -13,15 +14,6 @@ pub struct Policy {
     pub installed: Option<String>,
     /// The version `apt-get install` would install (`None` for `Candidate: (none)`).
     pub candidate: Option<String>,
-}
-
-fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
-    Error::Unexpected {
-        node: node.to_string(),
-        command: command.to_string(),
-        line: line.to_string(),
-        message: message.to_string(),
-    }
 }
 
 /// A version field value: `(none)` is no version.

@@ -2,7 +2,8 @@
 //! prints: one line per package dpkg knows that matches a pattern. Anything else is an
 //! [`Error::Unexpected`] naming the line.
 
-use crate::error::{Error, Result};
+use super::unexpected;
+use crate::error::Result;
 
 /// The `--showformat` the parser below reads.
 pub const FORMAT: &str = r"${binary:Package}\t${Version}\t${db:Status-Abbrev}\n";
@@ -23,15 +24,6 @@ impl DpkgPackage {
     /// `n` not-installed and `c` config-files only).
     pub fn present(&self) -> bool {
         !matches!(self.status.chars().nth(1), Some('n' | 'c') | None)
-    }
-}
-
-fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
-    Error::Unexpected {
-        node: node.to_string(),
-        command: command.to_string(),
-        line: line.to_string(),
-        message: message.to_string(),
     }
 }
 

@@ -4,17 +4,9 @@
 //! (`4446/tcp:`) on stderr. Exit 1 with nothing on stdout: nothing listens. Anything else is an
 //! error naming the node, the command and the offending line.
 
-use crate::error::{Error, Result};
+use super::unexpected;
+use crate::error::Result;
 use crate::transport::Output;
-
-fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
-    Error::Unexpected {
-        node: node.to_string(),
-        command: command.to_string(),
-        line: line.to_string(),
-        message: message.to_string(),
-    }
-}
 
 /// The pids listening, as `fuser PORT/tcp` (or `fuser -k PORT/tcp`, which prints the pids it
 /// killed) reported them on `node`: empty when nothing listens (exit 1).
@@ -64,12 +56,7 @@ pub fn listeners(node: &str, command: &str, out: &Output) -> Result<Vec<u32>> {
             }
             Ok(Vec::new())
         }
-        code => Err(Error::Remote {
-            node: node.to_string(),
-            command: command.to_string(),
-            code,
-            stderr: crate::host::tail(&out.stderr, 20),
-        }),
+        _ => Err(crate::host::failed(node, command, out)),
     }
 }
 

@@ -8,3 +8,16 @@ pub mod fuser;
 pub mod systemd;
 pub mod upstart;
 pub mod virsh;
+
+use crate::error::Error;
+
+/// The error for output a parser does not expect: the node, the command and the offending
+/// line, never a guess.
+pub(crate) fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
+    Error::Unexpected {
+        node: node.to_string(),
+        command: command.to_string(),
+        line: line.to_string(),
+        message: message.to_string(),
+    }
+}

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use super::unexpected;
+use crate::error::Result;
 
 /// One service unit as `list-units` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,15 +39,6 @@ const ACTIVE: [&str; 7] = [
     "deactivating",
     "maintenance",
 ];
-
-fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
-    Error::Unexpected {
-        node: node.to_string(),
-        command: command.to_string(),
-        line: line.to_string(),
-        message: message.to_string(),
-    }
-}
 
 /// Parse `systemctl list-units --type=service --all --no-legend --plain …`.
 pub fn list_units(text: &str, node: &str, command: &str) -> Result<Vec<Unit>> {

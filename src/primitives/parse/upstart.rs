@@ -3,7 +3,8 @@
 //! instance jobs `network-interface (eth0) start/running`, and tab-indented lines for a job's
 //! other processes (`\tpre-start process 1230`). Anything else is an [`Error::Unexpected`].
 
-use crate::error::{Error, Result};
+use super::unexpected;
+use crate::error::Result;
 
 /// One job (or job instance) as upstart lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,15 +41,6 @@ const STATES: [&str; 10] = [
     "killed",
     "post-stop",
 ];
-
-fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
-    Error::Unexpected {
-        node: node.to_string(),
-        command: command.to_string(),
-        line: line.to_string(),
-        message: message.to_string(),
-    }
-}
 
 fn job_line(line: &str) -> Option<UpstartJob> {
     let (head, process) = match line.split_once(", process ") {

@@ -6,7 +6,8 @@
 //! without `--name`, an `error:` line, an empty line before the end, a line starting or
 //! ending with whitespace) is rejected.
 
-use crate::error::{Error, Result};
+use super::unexpected;
+use crate::error::Result;
 
 /// The state `virsh domstate` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,15 +45,6 @@ impl DomState {
     /// True when the domain no longer runs (`shut off`, `crashed`).
     pub fn is_off(self) -> bool {
         matches!(self, DomState::ShutOff | DomState::Crashed)
-    }
-}
-
-fn unexpected(node: &str, command: &str, line: &str, message: &str) -> Error {
-    Error::Unexpected {
-        node: node.to_string(),
-        command: command.to_string(),
-        line: line.to_string(),
-        message: message.to_string(),
     }
 }
 
