@@ -195,6 +195,7 @@ pub fn version(text: &str, node: &str, command: &str) -> Result<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     const APT12: &str = "alba:
   Installed: 0.9.17-1

@@ -80,6 +80,7 @@ pub fn only_no_match(stderr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn installed_and_removed() {

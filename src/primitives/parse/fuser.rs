@@ -63,6 +63,7 @@ pub fn listeners(node: &str, command: &str, out: &Output) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn out(code: i32, stdout: &str, stderr: &str) -> Output {
         Output {

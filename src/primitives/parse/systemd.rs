@@ -101,6 +101,7 @@ pub fn show(text: &str, node: &str, command: &str) -> Result<BTreeMap<String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn list_units_plain() {

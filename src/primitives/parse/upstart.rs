@@ -115,6 +115,7 @@ pub fn is_upstart_version(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn initctl_list() {

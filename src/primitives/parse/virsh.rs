@@ -132,6 +132,7 @@ pub fn not_running(stderr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     const CMD: &str = "virsh list --name";
 
