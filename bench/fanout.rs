@@ -29,6 +29,10 @@ const WARM_ROUNDS: u32 = 10;
 /// bed's `command_timeout` of 30 s.
 const WRAPPED_TRUE: &str = "timeout -k 5 30 sh -c true";
 /// Targets (from the issue).
+/// Cold runs of ovsup whose peak memory is read.
+const MEM_RUNS: usize = 3;
+/// A timed run starts once at most this share of the CPUs was busy (waiting up to 5 s).
+const QUIET: f64 = 0.25;
 const TARGET_COLD: f64 = 1.05;
 const TARGET_WARM: f64 = 2.5;
 const TARGET_MEM_KIB: u64 = 15 * 1024;
@@ -69,6 +73,8 @@ fn main() {
         .expect("create the benchmark's temp dir");
     let state_dir = work.path().join("state");
     fs::create_dir(&state_dir).expect("create state dir");
+    let ovsup_tmp = work.path().join("t");
+    fs::create_dir(&ovsup_tmp).expect("create ovsup's TMPDIR");
 
     let mut variants = vec![Variant::new(&bed, work.path(), "default", None, true)];
     if cfg.curve25519 {
@@ -92,6 +98,7 @@ fn main() {
                 inventory: write_inventory(&bed, work.path(), &v.ssh_config, n, &v.label),
                 state_dir: &state_dir,
                 work: work.path(),
+                ovsup_tmp: &ovsup_tmp,
                 n,
             };
             println!("fanout: kex {}, {n} nodes …", v.label);
@@ -209,11 +216,13 @@ impl Variant {
     }
 }
 
-/// An inventory of the bed's first `n` nodes using `ssh_config`.
+/// An inventory of the bed's first `n` nodes using `ssh_config`. `connect_timeout` is raised
+/// from the bed's 5 s: ovsup bounds a whole handshake by twice that, and 50 default-kex
+/// handshakes on a loaded 2-core machine can take longer (plain ssh has no such bound).
 fn write_inventory(bed: &TestBed, dir: &Path, ssh_config: &Path, n: usize, label: &str) -> PathBuf {
     let q = |s: &str| serde_json::to_string(s).expect("json string");
     let mut s = format!(
-        "[defaults]\nuser = \"root\"\nssh_config = {}\nconnect_timeout = 5\ncommand_timeout = 30\n",
+        "[defaults]\nuser = \"root\"\nssh_config = {}\nconnect_timeout = 30\ncommand_timeout = 30\n",
         q(ssh_config.to_str().expect("utf-8 path"))
     );
     for node in &bed.nodes()[..n] {
@@ -241,6 +250,8 @@ struct Ctx<'a> {
     inventory: PathBuf,
     state_dir: &'a Path,
     work: &'a Path,
+    /// ovsup's TMPDIR: its control directories (and so its masters' command lines) are under it.
+    ovsup_tmp: &'a Path,
     n: usize,
 }
 
@@ -248,11 +259,16 @@ struct Ctx<'a> {
 struct Samples {
     ovsup_cold: Vec<Duration>,
     plain_cold: Vec<Duration>,
+    /// Plain ssh running what ovsup sends for `true` (its `timeout … sh -c` wrapper).
+    plain_cold_wrapped: Vec<Duration>,
     cm_cold: Vec<Duration>,
     /// Per-round times (total of the rounds / rounds), one per repetition.
     ovsup_warm: Vec<Duration>,
     cm_warm: Vec<Duration>,
     cm_warm_wrapped: Vec<Duration>,
+    /// Share of the CPUs busy just before each timed run (our own processes are all gone
+    /// then, so this is other work on the machine).
+    busy: Vec<f64>,
 }
 
 struct Measured {
@@ -261,14 +277,15 @@ struct Measured {
     reps: usize,
     s: Samples,
     warm: bool,
-    /// ovsup's peak RSS (VmHWM) in KiB during a cold run, polled.
-    mem_kib: Option<u64>,
+    /// ovsup's peak RSS (VmHWM) in KiB during each of a few cold runs, polled.
+    mem_kib: Vec<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Contender {
     OvsupCold,
     PlainCold,
+    PlainColdWrapped,
     /// Establish ControlMasters (cold), then the warm rounds over them, then close them.
     ControlMaster,
     OvsupWarm,
@@ -279,16 +296,16 @@ fn measure(ctx: &Ctx<'_>, reps: usize, warm: bool) -> Measured {
     let mut contenders = vec![
         Contender::OvsupCold,
         Contender::PlainCold,
+        Contender::PlainColdWrapped,
         Contender::ControlMaster,
     ];
     if warm {
         contenders.push(Contender::OvsupWarm);
     }
 
-    // One untimed pass of each contender (page cache, first-use costs); ovsup's doubles as
-    // the memory measurement.
-    let (_, mem_kib) = ovsup_cold(ctx, true);
-    plain_cold(ctx);
+    // One untimed pass of each contender (page cache, first-use costs).
+    ovsup_cold(ctx, false);
+    plain_cold(ctx, "true");
     {
         let cm = Masters::establish(ctx);
         drop(cm);
@@ -303,9 +320,13 @@ fn measure(ctx: &Ctx<'_>, reps: usize, warm: bool) -> Measured {
             order.reverse();
         }
         for c in order {
+            s.busy.push(settle());
             match c {
                 Contender::OvsupCold => s.ovsup_cold.push(ovsup_cold(ctx, false).0),
-                Contender::PlainCold => s.plain_cold.push(plain_cold(ctx)),
+                Contender::PlainCold => s.plain_cold.push(plain_cold(ctx, "true")),
+                Contender::PlainColdWrapped => {
+                    s.plain_cold_wrapped.push(plain_cold(ctx, WRAPPED_TRUE))
+                }
                 Contender::ControlMaster => {
                     let cm = Masters::establish(ctx);
                     s.cm_cold.push(cm.took);
@@ -319,6 +340,14 @@ fn measure(ctx: &Ctx<'_>, reps: usize, warm: bool) -> Measured {
             }
         }
     }
+    // ovsup's peak memory: separate runs, so that polling /proc doesn't disturb the timings.
+    let mem_kib = if warm {
+        (0..MEM_RUNS)
+            .filter_map(|_| ovsup_cold(ctx, true).1)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Measured {
         kex: ctx.kex.to_string(),
         n: ctx.n,
@@ -348,6 +377,7 @@ fn run_ovsup(
         .args(["--json", "eval", code])
         .env_remove("OVSUP_INVENTORY")
         .env_remove("OVSUP_STATE_DIR")
+        .env("TMPDIR", ctx.ovsup_tmp)
         .stdin(Stdio::null())
         // Files, not pipes: a process that inherits them (an ssh master) can't hold us up.
         .stdout(File::create(&out_path).expect("create ovsup.stdout"))
@@ -374,6 +404,7 @@ fn run_ovsup(
         child.wait().expect("wait ovsup")
     };
     let took = start.elapsed();
+    wait_gone(ctx.ovsup_tmp);
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
     let result: Option<serde_json::Value> = stdout
@@ -471,9 +502,9 @@ fn run_all(cmds: Vec<(Command, PathBuf)>, what: &str) -> Duration {
     took
 }
 
-/// N plain `ssh … true` at once (each connects, runs, disconnects).
-fn plain_cold(ctx: &Ctx<'_>) -> Duration {
-    run_all(ssh_commands(ctx, &[], "true", "plain"), "plain ssh")
+/// N plain `ssh … REMOTE` at once (each connects, runs, disconnects).
+fn plain_cold(ctx: &Ctx<'_>, remote: &str) -> Duration {
+    run_all(ssh_commands(ctx, &[], remote, "plain"), "plain ssh")
 }
 
 /// ControlMasters of every node, opened by `ssh -o ControlMaster=yes -o ControlPersist=60 …
@@ -537,12 +568,58 @@ impl Drop for Masters<'_> {
         for mut c in children {
             let _ = c.wait();
         }
-        // The master removes its socket as it exits; give stragglers a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while fs::read_dir(self.dir.path()).map_or(false, |mut d| d.next().is_some())
-            && Instant::now() < deadline
-        {
-            thread::sleep(Duration::from_millis(10));
+        wait_gone(self.dir.path());
+    }
+}
+
+/// Waits (bounded) until no process has `marker` in its command line: the ssh masters of a
+/// contender exit after it returned, and must not load the machine during the next one.
+fn wait_gone(marker: &Path) {
+    let marker = marker.as_os_str().as_encoded_bytes();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let me = std::process::id().to_string();
+    loop {
+        let mut left = Vec::new();
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            if pid == me {
+                continue;
+            }
+            let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            if cmdline.windows(marker.len()).any(|w| w == marker) {
+                left.push(pid.to_string());
+            }
+        }
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "fanout: processes of {} still running: {left:?}",
+                String::from_utf8_lossy(marker)
+            );
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits (up to 5 s) for the machine to be quiet (at most 25% of the CPUs busy over 0.2 s);
+/// returns the last busy share seen.
+fn settle() -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let busy = cpu_busy(Duration::from_millis(200)).unwrap_or(0.0);
+        if busy <= QUIET || Instant::now() >= deadline {
+            return busy;
         }
     }
 }
@@ -590,9 +667,10 @@ fn verdict(ok: bool) -> &'static str {
 
 fn print_progress(r: &Measured) {
     println!(
-        "  cold: ovsup {}, plain ssh {}, ssh+ControlMaster {}",
+        "  cold: ovsup {}, plain ssh {} (wrapped command {}), ssh+ControlMaster {}",
         ms(median(&r.s.ovsup_cold)),
         ms(median(&r.s.plain_cold)),
+        ms(median(&r.s.plain_cold_wrapped)),
         ms(median(&r.s.cm_cold))
     );
     if r.warm {
@@ -603,6 +681,27 @@ fn print_progress(r: &Measured) {
             ms(median(&r.s.cm_warm_wrapped))
         );
     }
+    println!(
+        "  other load before the timed runs: {}",
+        busy_summary(&r.s.busy)
+    );
+}
+
+/// `median X%, max Y%, K of M above QUIET`.
+fn busy_summary(v: &[f64]) -> String {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return "not measured".into();
+    }
+    let above = v.iter().filter(|&&b| b > QUIET).count();
+    format!(
+        "CPU busy median {:.0}%, max {:.0}%; {above} of {} runs started above {:.0}%",
+        v[v.len() / 2] * 100.0,
+        v[v.len() - 1] * 100.0,
+        v.len(),
+        QUIET * 100.0
+    )
 }
 
 /// The markdown report (also printed): tables of medians, minima and ratios.
@@ -623,32 +722,40 @@ fn render(cfg: &Config, results: &[Measured], total: Duration, bench_mode: bool)
     let _ = writeln!(
         s,
         "### Cold: `true` on N nodes, connections included\n\n\
-         | kex | N | ovsup (whole process) | plain `ssh` ×N | `ssh` ControlMaster ×N | ovsup / plain ssh | ovsup / ssh CM | target ovsup / plain ≤ {TARGET_COLD} |\n\
-         |---|---:|---:|---:|---:|---:|---:|---|"
+         | kex | N | ovsup (whole process) | plain `ssh` ×N | `ssh` ControlMaster ×N | **ovsup / plain ssh** | target ≤ {TARGET_COLD} | ovsup / ssh CM | plain `ssh` ×N running `{WRAPPED_TRUE}` | ovsup / plain ssh wrapped |\n\
+         |---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
     );
     for r in results {
-        let (o, p, c) = (&r.s.ovsup_cold, &r.s.plain_cold, &r.s.cm_cold);
+        let (o, p, c, w) = (
+            &r.s.ovsup_cold,
+            &r.s.plain_cold,
+            &r.s.cm_cold,
+            &r.s.plain_cold_wrapped,
+        );
         let rp = ratio(median(o), median(p));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | **{rp:.2}** ({:.2}) | {:.2} ({:.2}) | {} |",
+            "| {} | {} | {} | {} | {} | **{rp:.2}** ({:.2}) | {} | {:.2} ({:.2}) | {} | {:.2} ({:.2}) |",
             r.kex,
             r.n,
             med_min(o),
             med_min(p),
             med_min(c),
             ratio(min(o), min(p)),
+            verdict(rp <= TARGET_COLD),
             ratio(median(o), median(c)),
             ratio(min(o), min(c)),
-            verdict(rp <= TARGET_COLD)
+            med_min(w),
+            ratio(median(o), median(w)),
+            ratio(min(o), min(w)),
         );
     }
 
     let _ = writeln!(
         s,
         "\n### Warm: one fan-out of `true` over N open connections ({WARM_ROUNDS} sequential fan-outs, time per fan-out)\n\n\
-         | N | ovsup (native-mux) | `ssh` over ControlMaster ×N | ssh CM / ovsup | target ssh CM / ovsup ≥ {TARGET_WARM} (at N=50) | `ssh` CM running ovsup's wrapper `{WRAPPED_TRUE}` | wrapper cost per fan-out |\n\
-         |---:|---:|---:|---:|---|---:|---:|"
+         | N | ovsup (native-mux) | `ssh` over ControlMaster ×N | **ssh CM / ovsup** | target ≥ {TARGET_WARM} (at N=50) | `ssh` CM ×N running `{WRAPPED_TRUE}` | ssh CM wrapped / ovsup | wrapper cost per fan-out (ssh CM) |\n\
+         |---:|---:|---:|---:|---|---:|---:|---:|"
     );
     for r in results.iter().filter(|r| r.warm) {
         let (o, c, w) = (&r.s.ovsup_warm, &r.s.cm_warm, &r.s.cm_warm_wrapped);
@@ -660,12 +767,14 @@ fn render(cfg: &Config, results: &[Measured], total: Duration, bench_mode: bool)
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | **{rc:.2}** ({:.2}) | {target} | {} | {:+.1} ms |",
+            "| {} | {} | {} | **{rc:.2}** ({:.2}) | {target} | {} | {:.2} ({:.2}) | {:+.1} ms |",
             r.n,
             med_min(o),
             med_min(c),
             ratio(min(c), min(o)),
             med_min(w),
+            ratio(median(w), median(o)),
+            ratio(min(w), min(o)),
             (median(w).as_secs_f64() - median(c).as_secs_f64()) * 1e3
         );
     }
@@ -673,12 +782,14 @@ fn render(cfg: &Config, results: &[Measured], total: Duration, bench_mode: bool)
     let _ = writeln!(
         s,
         "\n### Memory: ovsup's own peak RSS (VmHWM) during a cold run (ssh masters not counted)\n\n\
-         | kex | N | peak RSS | target < {} MiB |\n|---|---:|---:|---|",
+         | kex | N | peak RSS, highest of {MEM_RUNS} runs | all runs | target < {} MiB |\n|---|---:|---:|---|---|",
         TARGET_MEM_KIB / 1024
     );
+    let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
     for r in results.iter().filter(|r| r.warm) {
-        let (shown, ok) = match r.mem_kib {
-            Some(k) => (format!("{:.1} MiB", k as f64 / 1024.0), k < TARGET_MEM_KIB),
+        let all: Vec<String> = r.mem_kib.iter().map(|&k| mib(k)).collect();
+        let (shown, ok) = match r.mem_kib.iter().max() {
+            Some(&k) => (mib(k), k < TARGET_MEM_KIB),
             None => ("not read".into(), false),
         };
         let target = if r.n >= 50 {
@@ -686,7 +797,24 @@ fn render(cfg: &Config, results: &[Measured], total: Duration, bench_mode: bool)
         } else {
             "(N=50 only)"
         };
-        let _ = writeln!(s, "| {} | {} | {shown} | {target} |", r.kex, r.n);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {shown} | {} | {target} |",
+            r.kex,
+            r.n,
+            all.join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### Other load on the machine\n\n\
+         Each timed run waits (up to 5 s) until at most {:.0}% of the CPUs were busy over 0.2 s \
+         with none of the benchmark's processes left; what it saw:\n\n\
+         | kex | N | before the timed runs |\n|---|---:|---|",
+        QUIET * 100.0
+    );
+    for r in results {
+        let _ = writeln!(s, "| {} | {} | {} |", r.kex, r.n, busy_summary(&r.s.busy));
     }
     let _ = writeln!(
         s,

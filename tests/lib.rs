@@ -9,6 +9,8 @@ mod primitives_apt;
 mod primitives_cluster;
 mod primitives_services;
 mod primitives_vms;
+mod procedure;
+mod runbooks;
 mod script_errors;
 mod sim_cluster;
 mod testbed_selftest;
