@@ -25,6 +25,23 @@ pub mod control_api {
         Ok(())
     }
 
+    /// Tell the operator how a runbook ended ("alba: updated on every node"). In a dry run,
+    /// where nothing changed, it says so instead of claiming the outcome.
+    #[rhai_fn(return_raw)]
+    pub fn done(ctx: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let host = crate::engine::host(&ctx)?;
+        let message = if host.dry_run {
+            format!("dry run, nothing was changed; a real run would end with: {message}")
+        } else {
+            message.to_string()
+        };
+        host.report(Event::Log {
+            level: Level::Info,
+            message,
+        });
+        Ok(())
+    }
+
     /// Warn the operator (always shown).
     #[rhai_fn(return_raw)]
     pub fn warn(ctx: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {

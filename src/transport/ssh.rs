@@ -54,10 +54,19 @@ struct Slot {
 impl SshTransport {
     /// A transport using the given OpenSSH client config (`ssh -F`), if any.
     pub fn new(ssh_config: Option<PathBuf>) -> Result<SshTransport> {
+        Self::new_in(ssh_config, &std::env::temp_dir())
+    }
+
+    /// A transport whose control directory is made in `tmp`.
+    pub fn new_in(ssh_config: Option<PathBuf>, tmp: &Path) -> Result<SshTransport> {
+        use std::os::unix::fs::PermissionsExt;
+        remove_stale_control_dirs(tmp);
+        // The pid in the name lets a later run remove the directory of one that was killed.
         let control_dir = tempfile::Builder::new()
-            .prefix("ovsup-")
-            .tempdir_in(std::env::temp_dir())
-            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            .prefix(&format!("{CONTROL_PREFIX}{}-", std::process::id()))
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(tmp)
+            .map_err(|e| Error::io(tmp, e))?;
         let len = control_dir.path().as_os_str().len();
         if len > MAX_SOCKET_DIR_LEN {
             return Err(Error::Usage(format!(
@@ -297,6 +306,37 @@ impl SshTransport {
     }
 }
 
+/// Control directories are `<tmp>/ovsup-<pid>-XXXXXX`.
+const CONTROL_PREFIX: &str = "ovsup-";
+
+/// Remove the control directories of ovsup runs that no longer live (a killed run cannot
+/// clean up; its masters exit by themselves after `ControlPersist`). Only directories of this
+/// user whose pid is gone are touched.
+fn remove_stale_control_dirs(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(CONTROL_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let mine = entry
+            .metadata()
+            .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me);
+        if mine && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Read a stream to its end, keeping at most [`OUTPUT_CAP`] bytes; the rest is drained so the
 /// remote command never blocks on a full pipe. (No fixed buffer: a future holding one stays
 /// alive per stream of every command in flight.)
@@ -322,4 +362,32 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ").replace('\n', " ").trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_directory_is_private_and_a_dead_runs_is_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // A run that was killed (no such pid), one that lives (us), and an unrelated directory.
+        let dead = tmp.path().join(format!("{CONTROL_PREFIX}4000000000-abc"));
+        let alive = tmp
+            .path()
+            .join(format!("{CONTROL_PREFIX}{}-abc", std::process::id()));
+        let other = tmp.path().join("ovsup-notes");
+        for d in [&dead, &alive, &other] {
+            std::fs::create_dir(d).expect("mkdir");
+        }
+        remove_stale_control_dirs(tmp.path());
+        assert!(!dead.exists() && alive.exists() && other.exists());
+        let t = SshTransport::new_in(None, tmp.path()).expect("transport");
+        let mode = std::fs::metadata(t.control_dir())
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 }
