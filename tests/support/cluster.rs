@@ -103,8 +103,12 @@ fn start_bed(dir: &Path, storage: usize) -> TestBed {
     for tool in ovsup::sim::cli::TOOLS {
         std::os::unix::fs::symlink(sim, links.join(tool)).expect("link a tool");
     }
+    // The nodes' /tmp is private: a checkout under /tmp (as CI's may be) must be shared for
+    // the nodes to see the simulator binary the links point to.
+    let sim_dir = Path::new(sim).parent().expect("the binary has a directory");
     let mut builder = TestBed::builder()
         .nodes(storage)
+        .share_host_dir(sim_dir)
         .path_prepend(&links)
         .env("OVS_SIM_STATE", NODE_STATE)
         .setup(move |node| seed(node, sim));
