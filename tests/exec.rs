@@ -1,27 +1,11 @@
 //! Running commands over real sshd test-bed nodes: fan-out, quoting, unreachable nodes,
 //! timeouts, host keys, the journal and dry runs.
 
-use std::path::Path;
-
 use crate::support::TestBed;
-use crate::support::ovsup::Ovsup;
+use crate::support::ovsup::{Ovsup, journal_lines};
 
 fn state(bed: &TestBed) -> std::path::PathBuf {
     bed.dir().join("state")
-}
-
-fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
-    let runs = state_dir.join("runs");
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(&runs).expect("runs dir") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("journal");
-        lines.extend(
-            text.lines().map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).expect("journal line is JSON")
-            }),
-        );
-    }
-    lines
 }
 
 #[test]

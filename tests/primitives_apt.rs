@@ -1,20 +1,9 @@
 //! Tests of the apt primitives, on both backends.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::on_both_backends;
 use crate::support::cluster::{Backend, Cluster};
-
-/// Evaluate `code` with `--json` (plus `extra` flags first) and return the script's value.
-fn eval(c: &Cluster, extra: &[&str], code: &str) -> Value {
-    let ran = c
-        .ovsup()
-        .args(extra)
-        .args(["--json", "eval", code])
-        .run()
-        .code(0);
-    ran.json_result()["value"].clone()
-}
 
 /// The `apt-get install` lines a node received after the first `since` commands.
 fn installs(c: &Cluster, node: &str, since: usize) -> Vec<String> {
@@ -28,9 +17,9 @@ fn installs(c: &Cluster, node: &str, since: usize) -> Vec<String> {
 on_both_backends! {
     versions_install_and_idempotence => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let v = eval(&c, &[], "apt_update(nodes())");
+        let v = c.eval_value(&[], "apt_update(nodes())");
         assert_eq!(v, json!({"node-01": [], "node-02": [], "node-03": []}));
-        let v = eval(&c, &[], r#"apt_versions(nodes(), ["alba", "openvstorage*", "nosuch"])"#);
+        let v = c.eval_value(&[], r#"apt_versions(nodes(), ["alba", "openvstorage*", "nosuch"])"#);
         for node in c.storage_names() {
             let n = &v[&node];
             assert_eq!(n["alba"], json!({"installed": "0.9.17-1", "candidate": "0.9.18-1"}), "{v}");
@@ -39,10 +28,10 @@ on_both_backends! {
             assert_eq!(n.as_object().map(|m| m.len()), Some(6), "{v}");
         }
         // One node: the value itself, not a map by node.
-        let v = eval(&c, &[], r#"apt_versions("node-02", "alba")"#);
+        let v = c.eval_value(&[], r#"apt_versions("node-02", "alba")"#);
         assert_eq!(v, json!({"alba": {"installed": "0.9.17-1", "candidate": "0.9.18-1"}}));
 
-        let v = eval(&c, &[], r#"apt_install(nodes(), ["alba", "openvstorag*"])"#);
+        let v = c.eval_value(&[], r#"apt_install(nodes(), ["alba", "openvstorag*"])"#);
         for node in c.storage_names() {
             assert_eq!(v[&node]["changed"], true, "{v}");
             assert_eq!(v[&node]["installed"]["alba"], "0.9.18-1", "{v}");
@@ -63,7 +52,7 @@ on_both_backends! {
 
         // A second run changes nothing and runs no install.
         let before: Vec<usize> = c.storage_names().iter().map(|n| c.state(n).history.len()).collect();
-        let v = eval(&c, &[], r#"apt_install(nodes(), ["alba", "openvstorag*"])"#);
+        let v = c.eval_value(&[], r#"apt_install(nodes(), ["alba", "openvstorag*"])"#);
         for (node, since) in c.storage_names().iter().zip(before) {
             assert_eq!(v[node], json!({"changed": false, "installed": {}}), "{v}");
             assert!(installs(&c, node, since).is_empty());
@@ -73,10 +62,10 @@ on_both_backends! {
     dry_run_changes_nothing => |backend: Backend| {
         let c = Cluster::new(backend, 2);
         // The update is only printed, so the lists still know no newer version.
-        let v = eval(&c, &["--dry-run"], r#"apt_update(nodes()); apt_versions(nodes(), "alba")"#);
+        let v = c.eval_value(&["--dry-run"], r#"apt_update(nodes()); apt_versions(nodes(), "alba")"#);
         assert_eq!(v["node-01"]["alba"]["candidate"], "0.9.17-1", "{v}");
-        eval(&c, &[], "apt_update(nodes())");
-        let v = eval(&c, &["--dry-run"], r#"apt_install(nodes(), "alba")"#);
+        c.eval_value(&[], "apt_update(nodes())");
+        let v = c.eval_value(&["--dry-run"], r#"apt_install(nodes(), "alba")"#);
         assert_eq!(v["node-02"], json!({"changed": true, "installed": {"alba": "0.9.18-1"}}), "{v}");
         for node in c.storage_names() {
             assert_eq!(c.state(&node).packages["alba"].installed.as_deref(), Some("0.9.17-1"));
@@ -86,7 +75,7 @@ on_both_backends! {
 
     held_lock_names_the_node => |backend: Backend| {
         let c = Cluster::new(backend, 2);
-        eval(&c, &[], "apt_update(nodes())");
+        c.eval_value(&[], "apt_update(nodes())");
         c.update("node-01", |s| s.faults.apt_lock = true);
         let ran = c.ovsup().args(["eval", "apt_update(nodes())"]).run().code(1);
         assert!(ran.stderr.contains("node-01: `apt-get update` exited with code 100"), "{}", ran.stderr);
@@ -101,7 +90,7 @@ on_both_backends! {
 
     failing_install_and_unknown_package => |backend: Backend| {
         let c = Cluster::new(backend, 2);
-        eval(&c, &[], "apt_update(nodes())");
+        c.eval_value(&[], "apt_update(nodes())");
         c.update("node-02", |s| s.faults.failing_installs = vec!["alba".into()]);
         let ran = c.ovsup().args(["eval", r#"apt_install("node-02", "alba")"#]).run().code(1);
         assert!(ran.stderr.contains("node-02: `DEBIAN_FRONTEND=noninteractive apt-get install"), "{}", ran.stderr);
@@ -113,20 +102,20 @@ on_both_backends! {
 
     download_then_install_fetches_once => |backend: Backend| {
         let c = Cluster::new(backend, 2);
-        eval(&c, &[], "apt_update(nodes())");
-        let v = eval(&c, &[], r#"apt_download(nodes(), "alba")"#);
+        c.eval_value(&[], "apt_update(nodes())");
+        let v = c.eval_value(&[], r#"apt_download(nodes(), "alba")"#);
         assert_eq!(v["node-01"], json!({"changed": true, "downloaded": {"alba": "0.9.18-1"}}), "{v}");
         for node in c.storage_names() {
             let alba = &c.state(&node).packages["alba"];
             assert_eq!((alba.installed.as_deref(), alba.downloads), (Some("0.9.17-1"), 1));
         }
-        eval(&c, &[], r#"apt_install(nodes(), "alba")"#);
+        c.eval_value(&[], r#"apt_install(nodes(), "alba")"#);
         for node in c.storage_names() {
             let alba = &c.state(&node).packages["alba"];
             assert_eq!((alba.installed.as_deref(), alba.downloads), (Some("0.9.18-1"), 1));
         }
         // Nothing pending: nothing downloaded.
-        let v = eval(&c, &[], r#"apt_download("node-01", "alba")"#);
+        let v = c.eval_value(&[], r#"apt_download("node-01", "alba")"#);
         assert_eq!(v, json!({"changed": false, "downloaded": {}}));
     };
 }

@@ -5,17 +5,6 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::cluster::{Backend, Cluster};
 
-/// Evaluate `code` with `--json` (plus `extra` flags first) and return the script's value.
-fn eval(c: &Cluster, extra: &[&str], code: &str) -> Value {
-    let ran = c
-        .ovsup()
-        .args(extra)
-        .args(["--json", "eval", code])
-        .run()
-        .code(0);
-    ran.json_result()["value"].clone()
-}
-
 /// Whether a command line a node received changes a job or a SysV service.
 fn is_change(line: &str) -> bool {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -47,9 +36,9 @@ fn history_lens(c: &Cluster) -> Vec<usize> {
 on_both_backends! {
     lists_services_by_prefix => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let v = eval(&c, &[], "init_system(nodes())");
+        let v = c.eval_value(&[], "init_system(nodes())");
         assert_eq!(v, json!({"node-01": "upstart", "node-02": "systemd", "node-03": "upstart"}));
-        let v = eval(&c, &[], r#"services(nodes(), "ovs-arakoon-")"#);
+        let v = c.eval_value(&[], r#"services(nodes(), "ovs-arakoon-")"#);
         let arakoon = json!([
             "ovs-arakoon-mybackend-abm",
             "ovs-arakoon-mybackend-nsm_0",
@@ -59,17 +48,17 @@ on_both_backends! {
         for node in c.storage_names() {
             assert_eq!(v[&node], arakoon, "{v}");
         }
-        let v = eval(&c, &[], r#"services("node-02", "alba-asd-")"#);
+        let v = c.eval_value(&[], r#"services("node-02", "alba-asd-")"#);
         let asds: Vec<String> = c.state("node-02").jobs.keys().filter(|j| j.starts_with("alba-asd-")).cloned().collect();
         assert_eq!(v, json!(asds));
-        let v = eval(&c, &[], r#"services("node-01", "ovs-nothing")"#);
+        let v = c.eval_value(&[], r#"services("node-01", "ovs-nothing")"#);
         assert_eq!(v, json!([]));
     };
 
     restart_gives_new_pids => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         let before: Vec<_> = c.storage_names().iter().map(|n| c.state(n).jobs).collect();
-        let v = eval(&c, &[], r#"service_restart(nodes(), ["ovs-arakoon-ovsdb", "alba-asd-*"])"#);
+        let v = c.eval_value(&[], r#"service_restart(nodes(), ["ovs-arakoon-ovsdb", "alba-asd-*"])"#);
         for (node, jobs_before) in c.storage_names().iter().zip(&before) {
             let changed = v[node].as_array().expect("array");
             assert_eq!(changed.len(), 3, "{v}");
@@ -84,7 +73,7 @@ on_both_backends! {
             // Untouched.
             assert_eq!(after["ovs-arakoon-voldrv"].pid, jobs_before["ovs-arakoon-voldrv"].pid);
         }
-        let v = eval(&c, &[], r#"service_pid(nodes(), "ovs-arakoon-ovsdb")"#);
+        let v = c.eval_value(&[], r#"service_pid(nodes(), "ovs-arakoon-ovsdb")"#);
         for node in c.storage_names() {
             assert_eq!(v[&node], json!(c.state(&node).jobs["ovs-arakoon-ovsdb"].pid), "{v}");
         }
@@ -92,29 +81,29 @@ on_both_backends! {
 
     stop_and_start_are_idempotent => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let v = eval(&c, &[], r#"service_stop(nodes(), "ovs-webapp-api")"#);
+        let v = c.eval_value(&[], r#"service_stop(nodes(), "ovs-webapp-api")"#);
         for node in c.storage_names() {
             assert_eq!(v[&node], json!(["ovs-webapp-api"]), "{v}");
             let job = &c.state(&node).jobs["ovs-webapp-api"];
             assert!(!job.running && job.pid == 0, "{node}");
         }
         let since = history_lens(&c);
-        let v = eval(&c, &[], r#"service_stop(nodes(), ["ovs-webapp-api.service"])"#);
+        let v = c.eval_value(&[], r#"service_stop(nodes(), ["ovs-webapp-api.service"])"#);
         assert_eq!(v, json!({"node-01": [], "node-02": [], "node-03": []}));
         for (node, since) in c.storage_names().iter().zip(since) {
             assert_eq!(changes(&c, node, since), Vec::<String>::new(), "{node}");
         }
-        let v = eval(&c, &[], r#"service_pid("node-02", "ovs-webapp-api")"#);
+        let v = c.eval_value(&[], r#"service_pid("node-02", "ovs-webapp-api")"#);
         assert_eq!(v, Value::Null);
 
         // Restart of a stopped job starts it.
-        let v = eval(&c, &[], r#"service_restart("node-02", "ovs-webapp-api")"#);
+        let v = c.eval_value(&[], r#"service_restart("node-02", "ovs-webapp-api")"#);
         assert_eq!(v, json!(["ovs-webapp-api"]));
         assert!(c.state("node-02").jobs["ovs-webapp-api"].running);
-        let v = eval(&c, &[], r#"service_start(nodes(), "ovs-webapp-api")"#);
+        let v = c.eval_value(&[], r#"service_start(nodes(), "ovs-webapp-api")"#);
         assert_eq!(v, json!({"node-01": ["ovs-webapp-api"], "node-02": [], "node-03": ["ovs-webapp-api"]}));
         let since = history_lens(&c);
-        let v = eval(&c, &[], r#"service_start(nodes(), "ovs-webapp-api")"#);
+        let v = c.eval_value(&[], r#"service_start(nodes(), "ovs-webapp-api")"#);
         assert_eq!(v, json!({"node-01": [], "node-02": [], "node-03": []}));
         for (node, since) in c.storage_names().iter().zip(since) {
             assert!(c.state(node).jobs["ovs-webapp-api"].running);
@@ -124,7 +113,7 @@ on_both_backends! {
 
     globs_matching_nothing_and_unknown_jobs => |backend: Backend| {
         let c = Cluster::new(backend, 2);
-        let v = eval(&c, &[], r#"service_stop(nodes(), "ovs-nothing-*")"#);
+        let v = c.eval_value(&[], r#"service_stop(nodes(), "ovs-nothing-*")"#);
         assert_eq!(v, json!({"node-01": [], "node-02": []}));
         let ran = c.ovsup().args(["eval", r#"service_start(nodes(), "ovs-nope")"#]).run().code(1);
         assert!(ran.stderr.contains(r#"node-01: no service named "ovs-nope""#), "{}", ran.stderr);
@@ -147,9 +136,9 @@ on_both_backends! {
     dry_run_changes_nothing => |backend: Backend| {
         let c = Cluster::new(backend, 2);
         let before: Vec<u32> = c.storage_names().iter().map(|n| c.state(n).jobs["ovs-webapp-api"].pid).collect();
-        let v = eval(&c, &["--dry-run"], r#"service_stop(nodes(), "ovs-webapp-api")"#);
+        let v = c.eval_value(&["--dry-run"], r#"service_stop(nodes(), "ovs-webapp-api")"#);
         assert_eq!(v, json!({"node-01": ["ovs-webapp-api"], "node-02": ["ovs-webapp-api"]}));
-        let v = eval(&c, &["--dry-run"], r#"service_restart(nodes(), "ovs-arakoon-*"); sysv(nodes(), "memcached", "stop")"#);
+        let v = c.eval_value(&["--dry-run"], r#"service_restart(nodes(), "ovs-arakoon-*"); sysv(nodes(), "memcached", "stop")"#);
         assert_eq!(v, json!({"node-01": true, "node-02": true}));
         for (node, pid) in c.storage_names().iter().zip(before) {
             let s = c.state(node);
@@ -161,16 +150,16 @@ on_both_backends! {
 
     sysv_memcached => |backend: Backend| {
         let c = Cluster::new(backend, 2);
-        let v = eval(&c, &[], r#"sysv(nodes(), "memcached", "stop")"#);
+        let v = c.eval_value(&[], r#"sysv(nodes(), "memcached", "stop")"#);
         assert_eq!(v, json!({"node-01": true, "node-02": true}));
         assert!(!c.state("node-01").memcached_running);
         let since = history_lens(&c);
-        let v = eval(&c, &[], r#"sysv(nodes(), "memcached", "stop")"#);
+        let v = c.eval_value(&[], r#"sysv(nodes(), "memcached", "stop")"#);
         assert_eq!(v, json!({"node-01": false, "node-02": false}));
         for (node, since) in c.storage_names().iter().zip(since) {
             assert_eq!(changes(&c, node, since), Vec::<String>::new(), "{node}");
         }
-        let v = eval(&c, &[], r#"[sysv("node-01", "memcached", "start"), sysv("node-01", "memcached", "start"), sysv("node-01", "memcached", "restart")]"#);
+        let v = c.eval_value(&[], r#"[sysv("node-01", "memcached", "start"), sysv("node-01", "memcached", "start"), sysv("node-01", "memcached", "restart")]"#);
         assert_eq!(v, json!([true, false, true]));
         assert!(c.state("node-01").memcached_running);
         let ran = c.ovsup().args(["eval", r#"sysv("node-01", "memcached", "reload")"#]).run().code(2);

@@ -143,44 +143,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 // ---------------------------------------------------------------------------------------------
 // Reading the cluster and the state directory
 
-/// Every journal line of every run so far.
-fn journal(c: &Cluster) -> Vec<Value> {
-    let dir = c.state_dir().join("runs");
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries.map(|e| e.expect("entry").path()).collect(),
-        Err(_) => return Vec::new(),
-    };
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("journal")
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).expect("journal line is JSON"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// The VMs running on each storage node now.
-fn running_vms(c: &Cluster) -> BTreeMap<String, BTreeSet<String>> {
-    let now = now_ms();
-    c.storage_names()
-        .into_iter()
-        .map(|node| {
-            let s = c.state(&node);
-            let vms = s
-                .domains
-                .keys()
-                .filter(|d| s.domain_state(d, now) == Some(DomState::Running))
-                .cloned()
-                .collect();
-            (node, vms)
-        })
-        .collect()
-}
-
 /// How many VMs of the storage nodes are active (running, or shutting down).
 fn active_vms(c: &Cluster) -> usize {
     let now = now_ms();
@@ -364,7 +326,7 @@ fn assert_every_job_runs(c: &Cluster) {
 
 /// Nothing ever ran on a controller instance: no journal line, no command received.
 fn assert_controllers_untouched(c: &Cluster) {
-    let lines = journal(c);
+    let lines = c.journal();
     let touched: Vec<&Value> = lines
         .iter()
         .filter(|l| CONTROLLERS.contains(&l["node"].as_str().unwrap_or_default()))
@@ -412,7 +374,7 @@ on_both_backends! {
     the_guide_from_update_to_check_leaves_nothing_pending => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         let storage: BTreeSet<String> = c.storage_names().into_iter().collect();
-        let vms_before = running_vms(&c);
+        let vms_before = c.running_vms();
         assert!(vms_before.values().all(|v| !v.is_empty()), "{vms_before:?}");
 
         // After a step, running it again succeeds and changes nothing on any node, nor the
@@ -458,21 +420,21 @@ on_both_backends! {
             serde_json::from_value(stopped).expect("stop-vm value: node → VMs");
         assert_eq!(stopped, vms_before);
         assert_eq!(record(&c), vms_before, "the record holds what ran");
-        assert!(running_vms(&c).values().all(BTreeSet::is_empty));
+        assert!(c.running_vms().values().all(BTreeSet::is_empty));
 
         let alba = step(&["alba", "--skip-vm"]);
         assert_eq!(alba["vms_stopped"], json!({}), "{alba}");
         step(&["volumedriver", "--skip-vm"]);
         assert_components_at_newest(&c, &COMPONENTS);
         // --skip-vm left the VMs alone: still off, still recorded.
-        assert!(running_vms(&c).values().all(BTreeSet::is_empty));
+        assert!(c.running_vms().values().all(BTreeSet::is_empty));
         assert_eq!(record(&c), vms_before);
 
         let started = step(&["start-vm"]);
         let started: BTreeMap<String, BTreeSet<String>> =
             serde_json::from_value(started).expect("start-vm value: node → VMs");
         assert_eq!(started, vms_before);
-        assert_eq!(running_vms(&c), vms_before, "every VM that ran runs again, and only those");
+        assert_eq!(c.running_vms(), vms_before, "every VM that ran runs again, and only those");
         assert!(!record_path(&c).exists(), "the record is gone once every VM runs");
 
         step(&["postprocess"]);
@@ -486,11 +448,11 @@ on_both_backends! {
         for node in &storage {
             assert!(look(&c.state(node)).agent, "{node}: the agent is not up");
         }
-        assert_eq!(running_vms(&c), vms_before);
+        assert_eq!(c.running_vms(), vms_before);
         assert!(steps(&c).is_empty(), "steps left in progress: {:?}", steps(&c));
         assert_controllers_untouched(&c);
         // Every step reached every storage node.
-        let touched: BTreeSet<String> = journal(&c)
+        let touched: BTreeSet<String> = c.journal()
             .iter()
             .map(|l| l["node"].as_str().unwrap_or_default().to_string())
             .collect();
@@ -545,7 +507,7 @@ fn received_everywhere(c: &Cluster, needle: &str) -> bool {
 
 /// Every VM that ran before is running now or recorded for start-vm: none is forgotten.
 fn assert_no_vm_forgotten(c: &Cluster, before: &BTreeMap<String, BTreeSet<String>>) {
-    let running = running_vms(c);
+    let running = c.running_vms();
     let recorded = record(c);
     for (node, vms) in before {
         for vm in vms {
@@ -572,7 +534,7 @@ fn assert_converged(
     assert_components_at_newest(c, upgraded);
     assert_every_job_runs(c);
     assert_eq!(
-        &running_vms(c),
+        &c.running_vms(),
         vms_before,
         "the VMs that ran, and only those"
     );
@@ -589,7 +551,7 @@ on_both_backends! {
     alba_killed_while_the_vms_shut_down_converges_when_run_again => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         ready(&c);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         spawn(&c, &["alba"]).kill_when("the VM record appears", || record_path(&c).exists());
         assert!(active_vms(&c) > 0, "killed after every VM was off already");
         // The record was complete before the first shutdown.
@@ -605,7 +567,7 @@ on_both_backends! {
     alba_killed_while_packages_install_converges_when_run_again => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         ready(&c);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         // node-01 answers at once, the others slowly: the kill lands with node-01 upgraded
         // and the install in flight on the others.
         for node in ["node-02", "node-03"] {
@@ -619,7 +581,7 @@ on_both_backends! {
             at_newest("node-01") && received(&c, "apt-get install") && !at_newest("node-02")
         });
         slow(&c, 0);
-        assert!(running_vms(&c).values().all(BTreeSet::is_empty), "VMs run while installing");
+        assert!(c.running_vms().values().all(BTreeSet::is_empty), "VMs run while installing");
         assert_eq!(record(&c), before);
         assert!(steps(&c).contains("alba"));
 
@@ -630,7 +592,7 @@ on_both_backends! {
     alba_killed_after_the_packages_are_in_still_restarts_and_starts_the_vms => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         ready(&c);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         slow(&c, 150);
         spawn(&c, &["alba"]).kill_when("alba is installed on every node", || {
             c.storage_names().iter().all(|n| {
@@ -653,7 +615,7 @@ on_both_backends! {
     framework_killed_with_its_services_stopped_converges_when_run_again => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         ready(&c);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         slow(&c, 100);
         spawn(&c, &["framework"]).kill_when("memcached is stopped on every node", || {
             c.storage_names().iter().all(|n| !c.state(n).memcached_running)
@@ -675,7 +637,7 @@ on_both_backends! {
     framework_killed_after_patching_the_settings_keeps_the_original_in_the_backup => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         ready(&c);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         let original = settings(&c);
         assert!(
             original
@@ -705,7 +667,7 @@ on_both_backends! {
     arakoon_killed_between_cluster_restarts_restarts_them_when_run_again => |backend: Backend| {
         let c = Cluster::new(backend, 3);
         ready(&c);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         slow(&c, 100);
         spawn(&c, &["arakoon"]).kill_when("the first cluster restarts", || {
             received(&c, "arakoon-restart.py")
@@ -724,7 +686,7 @@ on_both_backends! {
 
     stop_vm_killed_mid_shutdown_then_start_vm_brings_back_every_vm => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         spawn(&c, &["stop-vm"]).kill_when("a VM is shutting down", || {
             let now = now_ms();
             record_path(&c).exists()
@@ -739,7 +701,7 @@ on_both_backends! {
         assert_no_vm_forgotten(&c, &before);
 
         json_value(&c, &["stop-vm"]);
-        assert!(running_vms(&c).values().all(BTreeSet::is_empty));
+        assert!(c.running_vms().values().all(BTreeSet::is_empty));
         assert_eq!(record(&c), before, "the second stop merged into the record");
         json_value(&c, &["start-vm"]);
         assert_converged(&c, "stop-vm", &[], &before, &[&["stop-vm"], &["start-vm"]]);
@@ -747,11 +709,11 @@ on_both_backends! {
 
     start_vm_killed_mid_start_converges_when_run_again => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         ok(&c, &["stop-vm"]);
         slow(&c, 200);
         spawn(&c, &["start-vm"]).kill_when("a first VM runs again", || {
-            running_vms(&c).values().any(|v| !v.is_empty())
+            c.running_vms().values().any(|v| !v.is_empty())
         });
         slow(&c, 0);
         assert_no_vm_forgotten(&c, &before);
@@ -763,7 +725,7 @@ on_both_backends! {
 
     the_lock_refuses_a_second_run_and_dies_with_a_killed_holder => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let before = running_vms(&c);
+        let before = c.running_vms();
         // A VM that ignores the shutdown keeps stop-vm waiting (and holding the lock).
         c.update("node-02", |s| s.faults.stuck_vms = vec!["vm-1-db".into()]);
         let holder = spawn(&c, &["stop-vm"]);
@@ -791,7 +753,7 @@ on_both_backends! {
         c.update("node-02", |s| s.faults.stuck_vms.clear());
         ok(&c, &["stop-vm"]);
         ok(&c, &["start-vm"]);
-        assert_eq!(running_vms(&c), before);
+        assert_eq!(c.running_vms(), before);
         assert!(!record_path(&c).exists());
     };
 }
@@ -894,7 +856,7 @@ fn an_interrupted_skip_vm_step_run_again_without_skip_vm_does_not_start_the_reco
     // (volumedriver is still to come): the VM-record guard refuses, as for a fresh run.
     let c = Cluster::new(Backend::Sim, 3);
     ready(&c);
-    let before = running_vms(&c);
+    let before = c.running_vms();
     ok(&c, &["stop-vm"]);
     slow(&c, 300);
     spawn(&c, &["alba", "--skip-vm"]).kill_when("apt-get install reaches a node", || {
@@ -906,14 +868,14 @@ fn an_interrupted_skip_vm_step_run_again_without_skip_vm_does_not_start_the_reco
     let refused = yes(&c, &["alba"]).run().code(3);
     assert!(refused.stderr.contains("--skip-vm"), "{}", refused.stderr);
     assert!(
-        running_vms(&c).values().all(BTreeSet::is_empty),
+        c.running_vms().values().all(BTreeSet::is_empty),
         "VMs were started"
     );
     assert_eq!(record(&c), before);
 
     ok(&c, &["alba", "--skip-vm"]);
     ok(&c, &["volumedriver", "--skip-vm"]);
-    assert!(running_vms(&c).values().all(BTreeSet::is_empty));
+    assert!(c.running_vms().values().all(BTreeSet::is_empty));
     ok(&c, &["start-vm"]);
     assert_converged(
         &c,

@@ -10,7 +10,7 @@ use ovsup::sim::cluster::CONTROLLERS;
 use ovsup::sim::seed::{
     ALBA, ARAKOON, ARAKOON_CLUSTERS, FRAMEWORK, SETTINGS_PY, VOLUMEDRIVER, asd_ids,
 };
-use ovsup::sim::state::{DomState, NodeState, now_ms};
+use ovsup::sim::state::NodeState;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
@@ -342,23 +342,6 @@ fn restarted(
         .collect()
 }
 
-fn running(c: &Cluster) -> BTreeMap<String, BTreeSet<String>> {
-    let now = now_ms();
-    c.storage_names()
-        .into_iter()
-        .map(|n| {
-            let s = c.state(&n);
-            let vms = s
-                .domains
-                .keys()
-                .filter(|d| s.domain_state(d, now) == Some(DomState::Running))
-                .cloned()
-                .collect();
-            (n, vms)
-        })
-        .collect()
-}
-
 fn installed(c: &Cluster, node: &str, pkg: &str) -> String {
     c.state(node).packages[pkg]
         .installed
@@ -442,7 +425,7 @@ fn assert_vms_back(
     before: &BTreeMap<String, BTreeSet<String>>,
     sent: &BTreeMap<String, Vec<String>>,
 ) {
-    assert_eq!(&running(c), before, "the VMs running afterwards");
+    assert_eq!(&c.running_vms(), before, "the VMs running afterwards");
     for node in c.storage_names() {
         let old = format!(
             "vm-{}-old",
@@ -631,7 +614,7 @@ on_both_backends! {
         assert_eq!(plan.iter().filter(|l| l.ends_with("post-upgrade-single.py")).count(), 1, "{plan:#?}");
 
         let pids_before = pids(&c);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         let marks = history_lens(&c);
         let v = value(&run(&c, &["framework"]).code(0));
         assert_eq!(v["updated"], true, "{v}");
@@ -686,7 +669,7 @@ on_both_backends! {
             let bak = f[format!("{SETTINGS_PY}.bak").as_str()].as_str().unwrap_or_else(|| panic!("{node}: {f}"));
             assert!(bak.contains("\nALLOWED_HOSTS = ['localhost']\n"), "{node}: {bak}");
         }
-        assert_eq!(running(&c), vms_before);
+        assert_eq!(c.running_vms(), vms_before);
         assert!(steps_in_progress(&c).is_empty());
         assert_controllers_untouched(&c);
         assert_offline(&c);
@@ -704,7 +687,7 @@ on_both_backends! {
         }
 
         let pids_before = pids(&c);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         let marks = history_lens(&c);
         let v = value(&run(&c, &["arakoon"]).code(0));
         let sent = history_since(&c, &marks);
@@ -733,7 +716,7 @@ on_both_backends! {
             assert!(restarted[node].is_empty(), "{node}: {:?}", restarted[node]);
         }
         // Arakoon needs no VM stop (the operator guide wins over the legacy script).
-        assert_eq!(running(&c), vms_before);
+        assert_eq!(c.running_vms(), vms_before);
         for node in c.storage_names() {
             assert!(!sent[&node].iter().any(|l| l.starts_with("virsh shutdown")), "{node}");
         }
@@ -753,7 +736,7 @@ on_both_backends! {
         assert!(plan.iter().any(|l| l.starts_with("node-02: ") && l.contains("apt-get install") && l.contains("volumedriver-server")), "{plan:#?}");
 
         let pids_before = pids(&c);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         let marks = history_lens(&c);
         let v = value(&run(&c, &["--yes", "volumedriver"]).code(0));
         let sent = history_since(&c, &marks);
@@ -782,7 +765,7 @@ on_both_backends! {
 
     volumedriver_with_skip_vm_leaves_the_vms_to_the_operator => |backend: Backend| {
         let c = prepared(backend);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         run(&c, &["--yes", "stop-vm"]).code(0);
         let recorded = vm_record(&c);
         assert_eq!(recorded, vms_before);
@@ -801,13 +784,13 @@ on_both_backends! {
         for node in c.storage_names() {
             assert_eq!(restarted[&node], BTreeSet::from(["ovs-volumedriver_vpool1".to_string()]), "{node}");
             assert!(!sent[&node].iter().any(|l| l.starts_with("virsh start") || l.starts_with("virsh shutdown")), "{node}");
-            assert!(running(&c)[&node].is_empty(), "{node}: the VMs stay stopped");
+            assert!(c.running_vms()[&node].is_empty(), "{node}: the VMs stay stopped");
         }
         assert_eq!(vm_record(&c), recorded, "the record is left for start-vm");
         assert_idempotent(&c, &["--skip-vm", "volumedriver"]);
 
         run(&c, &["start-vm"]).code(0);
-        assert_eq!(running(&c), vms_before);
+        assert_eq!(c.running_vms(), vms_before);
         assert!(vm_record(&c).is_empty());
     };
 
@@ -820,7 +803,7 @@ on_both_backends! {
         assert!(plan.contains(&"node-03: virsh shutdown vm-2-db".to_string()), "{plan:#?}");
 
         let pids_before = pids(&c);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         let marks = history_lens(&c);
         let v = value(&run(&c, &["--yes", "alba"]).code(0));
         let sent = history_since(&c, &marks);
@@ -870,7 +853,7 @@ on_both_backends! {
 
     alba_with_skip_vm_leaves_the_vms_to_the_operator => |backend: Backend| {
         let c = prepared(backend);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         run(&c, &["--yes", "stop-vm"]).code(0);
         let recorded = vm_record(&c);
         let plan = assert_dry_run(&c, &["--skip-vm", "alba"]);
@@ -890,17 +873,17 @@ on_both_backends! {
             assert!(!sent[node].iter().any(|l| l.starts_with("virsh start") || l.starts_with("virsh shutdown")), "{node}");
         }
         assert!(restarted["node-01"].contains("ovs-arakoon-mybackend-nsm_0"));
-        assert!(running(&c).values().all(BTreeSet::is_empty), "the VMs stay stopped");
+        assert!(c.running_vms().values().all(BTreeSet::is_empty), "the VMs stay stopped");
         assert_eq!(vm_record(&c), recorded);
         assert_idempotent(&c, &["--skip-vm", "alba"]);
 
         run(&c, &["start-vm"]).code(0);
-        assert_eq!(running(&c), vms_before);
+        assert_eq!(c.running_vms(), vms_before);
     };
 
     stop_vm_records_and_stops_every_running_vm => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         assert_eq!(vms_before["node-01"].len(), 3);
         let plan = assert_dry_run(&c, &["stop-vm"]);
         for (node, vms) in &vms_before {
@@ -912,7 +895,7 @@ on_both_backends! {
 
         let v = value(&run(&c, &["--yes", "stop-vm"]).code(0));
         assert_eq!(name_sets(&v), vms_before, "{v}");
-        assert!(running(&c).values().all(BTreeSet::is_empty), "{:?}", running(&c));
+        assert!(c.running_vms().values().all(BTreeSet::is_empty), "{:?}", c.running_vms());
         assert!(c.state_dir().join("vm-record.json").exists());
         assert_eq!(vm_record(&c), vms_before);
         // Nothing runs any more: a second stop-vm does nothing and keeps the record.
@@ -925,7 +908,7 @@ on_both_backends! {
 
     start_vm_starts_the_recorded_vms_and_clears_the_record => |backend: Backend| {
         let c = Cluster::new(backend, 3);
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         // Nothing recorded: nothing to do.
         assert_idempotent(&c, &["start-vm"]);
         let marks = history_lens(&c);
@@ -1040,7 +1023,7 @@ on_both_backends! {
         }
         // VMs recorded by stop-vm: volumedriver and alba without --skip-vm refuse (the
         // operator forgot --skip-vm), even after a refused run of the same step.
-        let vms_before = running(&c);
+        let vms_before = c.running_vms();
         run(&c, &["--yes", "stop-vm"]).code(0);
         for runbook in ["volumedriver", "alba"] {
             let ran = assert_changes_nothing(&c, &["--yes", runbook], 3);
@@ -1048,13 +1031,13 @@ on_both_backends! {
             assert!(e.contains("7 VMs") && e.contains("--skip-vm") && e.contains("start-vm"), "{runbook}: {e}");
         }
         assert_eq!(vm_record(&c), vms_before);
-        assert!(running(&c).values().all(BTreeSet::is_empty));
+        assert!(c.running_vms().values().all(BTreeSet::is_empty));
         run(&c, &["start-vm"]).code(0);
-        assert_eq!(running(&c), vms_before);
+        assert_eq!(c.running_vms(), vms_before);
         // With the record empty, the same runs go through.
         run(&c, &["--yes", "volumedriver"]).code(0);
         assert_installed(&c, VOLUMEDRIVER, true);
-        assert_eq!(running(&c), vms_before);
+        assert_eq!(c.running_vms(), vms_before);
         assert_controllers_untouched(&c);
     };
 }

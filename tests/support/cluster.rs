@@ -3,11 +3,12 @@
 //! written against [`Cluster`] runs unchanged on both, which is how every primitive and
 //! runbook is tested twice by the same code.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ovsup::sim::SimNode;
 use ovsup::sim::cluster::{self, CONTROLLERS};
-use ovsup::sim::state::{AptVariant, Init, NodeState};
+use ovsup::sim::state::{AptVariant, DomState, Init, NodeState, now_ms};
 
 use super::ovsup::Ovsup;
 use super::testbed::TestBed;
@@ -88,6 +89,40 @@ impl Cluster {
     /// A node's state as the simulator holds it.
     pub fn state(&self, name: &str) -> NodeState {
         self.node(name).state().expect("read node state")
+    }
+
+    /// `ovsup [extra…] --json eval CODE`, which must succeed; the script's value.
+    pub fn eval_value(&self, extra: &[&str], code: &str) -> serde_json::Value {
+        let ran = self
+            .ovsup()
+            .args(extra)
+            .args(["--json", "eval", code])
+            .run()
+            .code(0);
+        ran.json_result()["value"].clone()
+    }
+
+    /// Every journal line of every run on this cluster so far, oldest run first.
+    pub fn journal(&self) -> Vec<serde_json::Value> {
+        super::ovsup::journal_lines(&self.state_dir())
+    }
+
+    /// The VMs running on each storage node now.
+    pub fn running_vms(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let now = now_ms();
+        self.storage_names()
+            .into_iter()
+            .map(|node| {
+                let s = self.state(&node);
+                let vms = s
+                    .domains
+                    .keys()
+                    .filter(|d| s.domain_state(d, now) == Some(DomState::Running))
+                    .cloned()
+                    .collect();
+                (node, vms)
+            })
+            .collect()
     }
 
     /// Change a node's state (set a fault, say) under the node's lock.

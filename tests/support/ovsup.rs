@@ -129,3 +129,22 @@ impl Ran {
             .collect()
     }
 }
+
+/// Every journal line of every run in a state directory, oldest run first.
+pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(state_dir.join("runs")) {
+        Ok(entries) => entries.map(|e| e.expect("journal entry").path()).collect(),
+        Err(_) => return Vec::new(),
+    };
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("journal")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
