@@ -106,7 +106,9 @@ impl Reporter for HumanReporter {
                     (None, Some(c), _) => format!("exit {c} ({ms} ms)"),
                     (None, None, _) => "ended".to_string(),
                 };
-                let failed = error.is_some() || code.is_some_and(|c| c != 0);
+                // A non-zero exit is an answer (a probe's "no"), not a failure to reach the node;
+                // when it is a failure, the runbook's error says so.
+                let failed = error.is_some();
                 let Ok(mut s) = self.state.lock() else { return };
                 if failed {
                     s.failed += 1;
@@ -133,9 +135,9 @@ impl Reporter for HumanReporter {
                     }
                     let _ = m.clear();
                     let summary = if s.failed == 0 {
-                        format!("{label}: {} nodes ok", s.total)
+                        format!("{label}: {} nodes done", s.total)
                     } else {
-                        format!("{label}: {} of {} nodes failed", s.failed, s.total)
+                        format!("{label}: {} of {} nodes unreachable or timed out", s.failed, s.total)
                     };
                     let _ = writeln!(std::io::stderr(), "{summary}");
                 }
