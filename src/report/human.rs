@@ -137,7 +137,10 @@ impl Reporter for HumanReporter {
                     let summary = if s.failed == 0 {
                         format!("{label}: {} nodes done", s.total)
                     } else {
-                        format!("{label}: {} of {} nodes unreachable or timed out", s.failed, s.total)
+                        format!(
+                            "{label}: {} of {} nodes unreachable or timed out",
+                            s.failed, s.total
+                        )
                     };
                     let _ = writeln!(std::io::stderr(), "{summary}");
                 }

@@ -196,6 +196,7 @@ pub fn version(text: &str, node: &str, command: &str) -> Result<(u32, u32)> {
 mod tests {
     use super::*;
     use crate::error::Error;
+    use crate::primitives::parse::assert_rejected;
 
     const APT12: &str = "alba:
   Installed: 0.9.17-1
@@ -288,19 +289,8 @@ openvstorage-core:
             ),
             ("alba:\n  Version table:\n", "alba:"),
         ] {
-            match policy(text, "node-01", "apt-cache policy alba") {
-                Err(Error::Unexpected {
-                    node,
-                    command,
-                    line,
-                    ..
-                }) => {
-                    assert_eq!(node, "node-01");
-                    assert_eq!(command, "apt-cache policy alba");
-                    assert_eq!(line, bad);
-                }
-                other => panic!("{text:?}: {other:?}"),
-            }
+            let parsed = policy(text, "node-01", "apt-cache policy alba");
+            assert_rejected(parsed, "node-01", "apt-cache policy alba", bad);
         }
     }
 

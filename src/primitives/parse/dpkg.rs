@@ -80,7 +80,7 @@ pub fn only_no_match(stderr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::primitives::parse::assert_rejected;
 
     #[test]
     fn installed_and_removed() {
@@ -114,12 +114,8 @@ mod tests {
             "alba\t0.9.17-1\tzz ",
             "alba\t0.9.17-1\tii \textra",
         ] {
-            match query(&format!("{bad}\n"), "node-01", "dpkg-query -W") {
-                Err(Error::Unexpected { node, line, .. }) => {
-                    assert_eq!((node.as_str(), line.as_str()), ("node-01", bad));
-                }
-                other => panic!("{bad:?}: {other:?}"),
-            }
+            let parsed = query(&format!("{bad}\n"), "node-01", "dpkg-query -W");
+            assert_rejected(parsed, "node-01", "dpkg-query -W", bad);
         }
     }
 }

@@ -100,12 +100,8 @@ mod tests {
 
     #[test]
     fn rejects_anything_else() {
-        match listeners("node-01", CMD, &out(0, "  abc", "4446/tcp:\n")) {
-            Err(Error::Unexpected { node, line, .. }) => {
-                assert_eq!((node.as_str(), line.as_str()), ("node-01", "abc"));
-            }
-            other => panic!("{other:?}"),
-        }
+        let parsed = listeners("node-01", CMD, &out(0, "  abc", "4446/tcp:\n"));
+        crate::primitives::parse::assert_rejected(parsed, "node-01", CMD, "abc");
         assert!(listeners("n", CMD, &out(0, "", "4446/tcp:\n")).is_err());
         assert!(listeners("n", CMD, &out(1, "1234", "")).is_err());
         assert!(listeners("n", CMD, &out(1, "", "Usage: fuser [-fIMuvw] ...\n")).is_err());

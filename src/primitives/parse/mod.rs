@@ -21,3 +21,23 @@ pub(crate) fn unexpected(node: &str, command: &str, line: &str, message: &str) -
         message: message.to_string(),
     }
 }
+
+/// In tests: assert that a parser rejected `line` of `command`'s output on `node`, naming all
+/// three.
+#[cfg(test)]
+pub(crate) fn assert_rejected<T: std::fmt::Debug>(
+    result: crate::error::Result<T>,
+    node: &str,
+    command: &str,
+    line: &str,
+) {
+    match result {
+        Err(Error::Unexpected {
+            node: n,
+            command: c,
+            line: l,
+            ..
+        }) => assert_eq!((n.as_str(), c.as_str(), l.as_str()), (node, command, line)),
+        other => panic!("expected {line:?} of `{command}` on {node} to be rejected, got {other:?}"),
+    }
+}

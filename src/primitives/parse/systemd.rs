@@ -102,6 +102,7 @@ pub fn show(text: &str, node: &str, command: &str) -> Result<BTreeMap<String, St
 mod tests {
     use super::*;
     use crate::error::Error;
+    use crate::primitives::parse::assert_rejected;
 
     #[test]
     fn list_units_plain() {
@@ -145,12 +146,8 @@ mod tests {
             "ovs-data.mount loaded active mounted /data",
             "1 loaded units listed.",
         ] {
-            match list_units(&format!("{bad}\n"), "node-02", "systemctl list-units") {
-                Err(Error::Unexpected { node, line, .. }) => {
-                    assert_eq!((node.as_str(), line.as_str()), ("node-02", bad));
-                }
-                other => panic!("{bad:?}: {other:?}"),
-            }
+            let parsed = list_units(&format!("{bad}\n"), "node-02", "systemctl list-units");
+            assert_rejected(parsed, "node-02", "systemctl list-units", bad);
         }
         assert!(matches!(
             show("Failed to get properties\n", "node-02", "systemctl show"),

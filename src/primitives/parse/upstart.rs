@@ -115,7 +115,7 @@ pub fn is_upstart_version(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::primitives::parse::assert_rejected;
 
     #[test]
     fn initctl_list() {
@@ -168,19 +168,8 @@ mod tests {
             "status: Unknown job: foo",
             "\tpost-start process 905",
         ] {
-            match list(&format!("{bad}\n"), "node-01", "initctl list") {
-                Err(Error::Unexpected {
-                    node,
-                    command,
-                    line,
-                    ..
-                }) => {
-                    assert_eq!(node, "node-01");
-                    assert_eq!(command, "initctl list");
-                    assert_eq!(line, bad);
-                }
-                other => panic!("{bad:?}: {other:?}"),
-            }
+            let parsed = list(&format!("{bad}\n"), "node-01", "initctl list");
+            assert_rejected(parsed, "node-01", "initctl list", bad);
         }
     }
 }
