@@ -35,6 +35,9 @@ struct Live {
     bars: HashMap<String, ProgressBar>,
     failed: usize,
     total: usize,
+    /// The last summary printed: a wait that polls every second repeats the same fan-out,
+    /// and says so once, not once per round.
+    last_summary: String,
 }
 
 impl HumanReporter {
@@ -142,7 +145,10 @@ impl Reporter for HumanReporter {
                             s.failed, s.total
                         )
                     };
-                    let _ = writeln!(std::io::stderr(), "{summary}");
+                    if summary != s.last_summary {
+                        let _ = writeln!(std::io::stderr(), "{summary}");
+                        s.last_summary = summary;
+                    }
                 }
             }
             Event::Log { level, message } => {
@@ -158,6 +164,9 @@ impl Reporter for HumanReporter {
                         ""
                     };
                     self.line(&format!("{prefix}{message}"));
+                    if let Ok(mut s) = self.state.lock() {
+                        s.last_summary.clear();
+                    }
                 }
             }
             Event::Result { .. } => {}
