@@ -93,7 +93,7 @@ impl Legacy {
 /// Options that apply to every subcommand.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Inventory file (TOML)
+    /// Inventory file (TOML), or `sim` / `sim:N` for the built-in simulated cluster
     #[arg(
         short = 'i',
         long,
