@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::TestBed;
-use crate::support::ovsup::Ovsup;
+use crate::support::ovsup::{Ovsup, interrupt};
 
 #[test]
 fn sigint_lets_in_flight_commands_finish_starts_nothing_new_and_exits_130() {
@@ -26,15 +26,8 @@ fn sigint_lets_in_flight_commands_finish_starts_nothing_new_and_exits_130() {
         .expect("start ovsup");
     // Interrupt in the middle of the second step (connect + first step take ~1.1 s).
     std::thread::sleep(Duration::from_millis(1600));
-    let pid = child.id().to_string();
     let sent = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    interrupt(&child);
     let out = child.wait_with_output().expect("wait");
     let waited = sent.elapsed();
     assert_eq!(

@@ -277,14 +277,7 @@ on_both_backends! {
             .expect("start ovsup");
         std::thread::sleep(Duration::from_millis(2500));
         let sent = Instant::now();
-        let pid = child.id().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-INT", &pid])
-                .status()
-                .expect("kill")
-                .success()
-        );
+        crate::support::ovsup::interrupt(&child);
         let out = child.wait_with_output().expect("wait");
         assert_eq!(
             out.status.code(),

@@ -148,3 +148,13 @@ pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// Press Ctrl-C on a running `ovsup`: send it SIGINT.
+pub fn interrupt(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -INT {pid} failed");
+}
