@@ -232,6 +232,15 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the subcommand works on an environment (loads the inventory); `list`, `show`,
+    /// `edit` and `reference` do not.
+    pub fn needs_environment(&self) -> bool {
+        !matches!(
+            self,
+            Command::List | Command::Show { .. } | Command::Edit { .. } | Command::Reference
+        )
+    }
+
     /// The shipped runbook a runbook subcommand runs, with its arguments.
     pub fn runbook(&self) -> Option<(&'static str, &RunbookArgs)> {
         Some(match self {

@@ -188,7 +188,7 @@ impl Host {
     ) -> Result<Output> {
         self.check_cancelled()?;
         if line.contains('\0') {
-            return Err(Error::Usage(format!(
+            return Err(Error::argument(format!(
                 "{}: the command contains a NUL byte",
                 node.name
             )));
@@ -393,7 +393,7 @@ impl Host {
         nodes: &[Node],
         on_failure: OnFailure,
         work: F,
-    ) -> Vec<(String, Result<T>)>
+    ) -> PerNode<T>
     where
         F: Fn(Node) -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -412,12 +412,7 @@ impl Host {
                 .map(|(i, node)| async move {
                     let name = node.name.clone();
                     if on_failure == OnFailure::Stop && failed.load(Ordering::SeqCst) {
-                        let e = Error::Script {
-                            location: None,
-                            message: format!("{name}: not started, because another node failed"),
-                            code: crate::error::EXIT_FAILED,
-                        };
-                        return (i, name, Err(e));
+                        return (i, name.clone(), Err(Error::NotStarted { node: name }));
                     }
                     let r = work(node).await;
                     if r.is_err() {
@@ -443,8 +438,24 @@ impl Host {
     }
 }
 
+/// Each node's outcome of a fan-out, in node order.
+pub type PerNode<T> = Vec<(String, Result<T>)>;
+
+/// Ctrl-C during a fan-out is the whole fan-out's outcome: [`Error::Interrupted`] when any
+/// node was interrupted.
+pub fn interrupted<T>(results: &PerNode<T>) -> Result<()> {
+    if results
+        .iter()
+        .any(|(_, r)| matches!(r, Err(Error::Interrupted)))
+    {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
 /// Collect a fan-out: every node's value, or one error naming every node that failed.
-pub fn all_ok<T>(results: Vec<(String, Result<T>)>) -> Result<Vec<(String, T)>> {
+pub fn all_ok<T>(results: PerNode<T>) -> Result<Vec<(String, T)>> {
     let total = results.len();
     let mut ok = Vec::with_capacity(total);
     let mut failures = Vec::new();
@@ -468,7 +479,7 @@ pub fn failed(node: &str, command: &str, out: &Output) -> Error {
         node: node.to_string(),
         command: command.to_string(),
         code: out.code,
-        stderr: tail(&out.stderr, 20),
+        stderr: tail(&out.stderr, crate::error::STDERR_TAIL_LINES),
     }
 }
 

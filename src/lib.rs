@@ -5,18 +5,22 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod host;
 pub mod inventory;
+pub mod outcome;
 pub mod primitives;
 pub mod quote;
 pub mod report;
 pub mod run;
 pub mod runbooks;
+pub mod session;
 pub mod sim;
 pub mod state;
 pub mod transport;
+pub mod wait;
 
 pub use error::{Error, Result};
 pub use run::run;

@@ -52,7 +52,7 @@ on_both_backends! {
         let c = Cluster::new(backend, 3);
         assert_eq!(value(&eval(&c, "set_offline(nodes()[0])").code(0)), json!(true));
         let ran = eval(&c, "require_offline(nodes())").code(3);
-        let error = ran.json_result()["error"].as_str().unwrap_or_default().to_string();
+        let error = ran.json_result()["error"]["message"].as_str().unwrap_or_default().to_string();
         assert!(error.contains("node-02, node-03"), "{error}");
         assert!(!error.contains("node-01"), "{error}");
         assert!(error.contains("ovsup preprocess"), "{error}");

@@ -126,7 +126,7 @@ on_both_backends! {
         let took = began.elapsed();
         assert!(took < Duration::from_secs(6), "took {took:?}");
         assert!(took >= Duration::from_secs(3), "took {took:?}");
-        let error = ran.json_result()["error"].as_str().unwrap_or_default().to_string();
+        let error = ran.json_result()["error"]["message"].as_str().unwrap_or_default().to_string();
         assert!(error.contains("node-02"), "{error}");
         assert!(error.contains("vm-1-db"), "{error}");
         assert!(!error.contains("node-01:"), "{error}");
@@ -228,7 +228,7 @@ on_both_backends! {
         std::fs::write(&legacy, r#"{"node-01": ["vm-0-web"]}"#).expect("write legacy record");
         for script in ["vm_record()", "start_vms()", "stop_vms(nodes())"] {
             let ran = eval(&c, script).code(3);
-            let error = ran.json_result()["error"].as_str().unwrap_or_default().to_string();
+            let error = ran.json_result()["error"]["message"].as_str().unwrap_or_default().to_string();
             assert!(error.contains("import_legacy_vm_record()"), "{script}: {error}");
             assert!(error.contains(&legacy.display().to_string()), "{script}: {error}");
         }
@@ -256,7 +256,7 @@ on_both_backends! {
         std::fs::create_dir_all(c.state_dir()).expect("state dir");
         std::fs::write(record_path(&c), "{\"node-01\": \"vm-0-web\"}").expect("write");
         let ran = eval(&c, "stop_vms(nodes())").code(1);
-        let error = ran.json_result()["error"].as_str().unwrap_or_default().to_string();
+        let error = ran.json_result()["error"]["message"].as_str().unwrap_or_default().to_string();
         assert!(error.contains("vm-record.json"), "{error}");
         assert_eq!(running_on(&c, "node-01").len(), 3);
         assert_eq!(

@@ -48,7 +48,7 @@ fn value(ran: &Ran) -> Value {
 
 /// The error text of a failed or refused `--json` run.
 fn error(ran: &Ran) -> String {
-    ran.json_result()["error"]
+    ran.json_result()["error"]["message"]
         .as_str()
         .unwrap_or_default()
         .to_string()

@@ -1,5 +1,7 @@
-//! Subcommands that are not "run a script": each in its own file.
+//! The subcommands, each in its own file. Each takes the resolved [`crate::config::Config`] and
+//! returns a typed [`crate::outcome::Outcome`]; only `run.rs` renders it.
 
 pub mod nodes;
 pub mod runbooks;
+pub mod scripts;
 pub mod sim;

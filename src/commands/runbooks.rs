@@ -1,57 +1,27 @@
 //! `ovsup list`, `ovsup show NAME`, `ovsup edit NAME`: what runbooks there are, what one says,
 //! and a site copy of a shipped one to change.
 
-use std::path::Path;
-
-use crate::cli::Global;
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::outcome::Outcome;
 use crate::runbooks::{self, Origin};
 
 /// `ovsup list`.
-pub fn list(g: &Global, site: Option<&Path>) -> Result<serde_json::Value> {
-    let entries = runbooks::list(site)?;
-    let origin = |o: &Origin| match o {
-        Origin::Shipped => "shipped".to_string(),
-        Origin::Site(p) | Origin::File(p) => p.display().to_string(),
-    };
-    if g.json {
-        return Ok(serde_json::Value::Array(
-            entries
-                .iter()
-                .map(|e| {
-                    serde_json::json!({"name": e.name, "description": e.description, "origin": origin(&e.origin)})
-                })
-                .collect(),
-        ));
-    }
-    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(0);
-    Ok(serde_json::Value::String(
-        entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{:<width$}  {}  [{}]",
-                    e.name,
-                    e.description,
-                    origin(&e.origin)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    ))
+pub fn list(config: &Config) -> Result<Outcome> {
+    Ok(Outcome::Runbooks(runbooks::list(
+        config.runbook_dir.as_deref(),
+    )?))
 }
 
 /// `ovsup show NAME`.
-pub fn show(name: &str, site: Option<&Path>) -> Result<serde_json::Value> {
-    let (script, _) = runbooks::find(name, site)?;
-    Ok(serde_json::Value::String(
-        script.text.trim_end().to_string(),
-    ))
+pub fn show(config: &Config, name: &str) -> Result<Outcome> {
+    let (script, _) = runbooks::find(name, config.runbook_dir.as_deref())?;
+    Ok(Outcome::Text(script.text.trim_end().to_string()))
 }
 
 /// `ovsup edit NAME`: copy the shipped runbook into the site directory, never over a file.
-pub fn edit(name: &str, site: Option<&Path>) -> Result<serde_json::Value> {
-    let Some(site) = site else {
+pub fn edit(config: &Config, name: &str) -> Result<Outcome> {
+    let Some(site) = config.edit_dir.as_deref() else {
         return Err(Error::Usage(
             "no site runbook directory: give --runbook-dir DIR (or -i INVENTORY: runbooks/ beside it)".into(),
         ));
@@ -69,7 +39,7 @@ pub fn edit(name: &str, site: Option<&Path>) -> Result<serde_json::Value> {
     }
     std::fs::create_dir_all(site).map_err(|e| Error::io(site, e))?;
     std::fs::write(&target, script.text).map_err(|e| Error::io(&target, e))?;
-    Ok(serde_json::Value::String(format!(
+    Ok(Outcome::Message(format!(
         "copied the shipped {name} runbook to {}: edit it there; it now overrides the shipped one",
         target.display()
     )))

@@ -4,14 +4,12 @@
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
 
-use super::error::{raise, raise_keeping};
-use super::target::Target;
+use super::call::{arg, fan_out};
 use crate::error::{Error, Result};
-use crate::host::all_ok;
 use crate::primitives::parse::apt::Policy;
 
-/// Package names (or globs) from a script value: a string or an array of strings.
-pub(crate) fn strings(value: Dynamic, what: &str) -> Result<Vec<String>, Box<EvalAltResult>> {
+/// Names (or globs) from a script value: a string or an array of strings.
+pub(crate) fn strings(value: Dynamic, what: &str) -> Result<Vec<String>> {
     if value.is_string() {
         return Ok(vec![value.to_string()]);
     }
@@ -23,39 +21,18 @@ pub(crate) fn strings(value: Dynamic, what: &str) -> Result<Vec<String>, Box<Eva
                 if v.is_string() {
                     Ok(v.to_string())
                 } else {
-                    Err(raise(Error::Usage(format!(
+                    Err(Error::argument(format!(
                         "expected {what} as strings, found {}",
                         v.type_name()
-                    ))))
+                    )))
                 }
             })
             .collect();
     }
-    Err(raise(Error::Usage(format!(
+    Err(Error::argument(format!(
         "expected {what}: a string or an array of strings, found {}",
         value.type_name()
-    ))))
-}
-
-/// Shape per-node results for the script: the value (a map by node name for an array
-/// target), or an error that keeps the values of the nodes that succeeded.
-pub(crate) fn shaped<T>(
-    target: &Target,
-    results: Vec<(String, Result<T>)>,
-    to_dynamic: impl Fn(T) -> Dynamic,
-) -> Result<Dynamic, Box<EvalAltResult>> {
-    let results: Vec<(String, Result<Dynamic>)> = results
-        .into_iter()
-        .map(|(n, r)| (n, r.map(&to_dynamic)))
-        .collect();
-    let kept: Map = results
-        .iter()
-        .filter_map(|(n, r)| r.as_ref().ok().map(|v| (n.as_str().into(), v.clone())))
-        .collect();
-    match all_ok(results) {
-        Ok(values) => Ok(target.shape(values)),
-        Err(e) => Err(raise_keeping(e, kept)),
-    }
+    )))
 }
 
 fn version(v: Option<String>) -> Dynamic {
@@ -101,12 +78,12 @@ pub mod apt_api {
     /// yet started are not started. With `--dry-run` the command is only printed (empty array).
     #[rhai_fn(return_raw)]
     pub fn apt_update(ctx: NativeCallContext, t: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let results = host.block_on(apt::update(&host, &target.nodes));
-        shaped(&target, results, |w| {
-            Dynamic::from_array(w.into_iter().map(Dynamic::from).collect())
-        })
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(apt::update(host, nodes).await),
+            |w| Dynamic::from_array(w.into_iter().map(Dynamic::from).collect()),
+        )
     }
 
     /// Installed and candidate versions of packages: `pkgs` is a name or an array of names and
@@ -121,11 +98,13 @@ pub mod apt_api {
         t: Dynamic,
         pkgs: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let pkgs = strings(pkgs, "package names")?;
-        let results = host.block_on(apt::versions(&host, &target.nodes, &pkgs));
-        shaped(&target, results, versions_map)
+        let pkgs = arg(&ctx, strings(pkgs, "package names"))?;
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(apt::versions(host, nodes, &pkgs).await),
+            versions_map,
+        )
     }
 
     /// Install or upgrade packages (a name or an array of names and globs) to their candidate
@@ -144,11 +123,13 @@ pub mod apt_api {
         t: Dynamic,
         pkgs: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let pkgs = strings(pkgs, "package names")?;
-        let results = host.block_on(apt::install(&host, &target.nodes, &pkgs));
-        shaped(&target, results, |i| installed_map(i, "installed"))
+        let pkgs = arg(&ctx, strings(pkgs, "package names"))?;
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(apt::install(host, nodes, &pkgs).await),
+            |i| installed_map(i, "installed"),
+        )
     }
 
     /// Download the candidate `.deb` of packages (a name or an array of names and globs) into
@@ -163,10 +144,12 @@ pub mod apt_api {
         t: Dynamic,
         pkgs: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let pkgs = strings(pkgs, "package names")?;
-        let results = host.block_on(apt::download(&host, &target.nodes, &pkgs));
-        shaped(&target, results, |i| installed_map(i, "downloaded"))
+        let pkgs = arg(&ctx, strings(pkgs, "package names"))?;
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(apt::download(host, nodes, &pkgs).await),
+            |i| installed_map(i, "downloaded"),
+        )
     }
 }

@@ -8,9 +8,9 @@ use rhai::plugin::*;
 pub mod cluster_api {
     use rhai::Dynamic;
 
-    use crate::engine::error::raise;
+    use crate::engine::call::{arg, fan_out, host};
     use crate::engine::target::Target;
-    use crate::engine::vms::finish;
+    use crate::primitives::cluster;
 
     /// Take the node(s) offline: kill the cloud agent (`fuser -k 4446/tcp`, where
     /// `fuser 4446/tcp` shows it listening), then read the port again until nothing listens
@@ -22,13 +22,12 @@ pub mod cluster_api {
         ctx: NativeCallContext,
         target: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        let results = host.block_on(crate::primitives::cluster::set_offline(
-            &host,
-            &target.nodes,
-        ));
-        finish(Some(&target), results, Dynamic::from_bool)
+        fan_out(
+            &ctx,
+            target,
+            async |host, nodes| Ok(cluster::set_offline(host, nodes).await),
+            Dynamic::from_bool,
+        )
     }
 
     /// Bring the node(s) online: where nothing listens on 4446/tcp, run
@@ -41,10 +40,12 @@ pub mod cluster_api {
         ctx: NativeCallContext,
         target: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        let results = host.block_on(crate::primitives::cluster::set_online(&host, &target.nodes));
-        finish(Some(&target), results, Dynamic::from_bool)
+        fan_out(
+            &ctx,
+            target,
+            async |host, nodes| Ok(cluster::set_online(host, nodes).await),
+            Dynamic::from_bool,
+        )
     }
 
     /// True when nothing listens on the cloud agent's port (`fuser 4446/tcp` exits 1): the
@@ -55,10 +56,12 @@ pub mod cluster_api {
         ctx: NativeCallContext,
         target: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        let results = host.block_on(crate::primitives::cluster::is_offline(&host, &target.nodes));
-        finish(Some(&target), results, Dynamic::from_bool)
+        fan_out(
+            &ctx,
+            target,
+            async |host, nodes| Ok(cluster::is_offline(host, nodes).await),
+            Dynamic::from_bool,
+        )
     }
 
     /// Refuse to go on (exit 3) unless every node given is offline, naming every node still
@@ -70,12 +73,11 @@ pub mod cluster_api {
         ctx: NativeCallContext,
         target: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        host.block_on(crate::primitives::cluster::require_offline(
-            &host,
-            &target.nodes,
-        ))
-        .map_err(raise)
+        let host = host(&ctx)?;
+        let target = arg(&ctx, Target::from_dynamic(&host, target))?;
+        arg(
+            &ctx,
+            host.block_on(cluster::require_offline(&host, &target.nodes)),
+        )
     }
 }

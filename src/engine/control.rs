@@ -10,14 +10,15 @@ pub mod control_api {
 
     use rhai::Dynamic;
 
+    use crate::engine::call::{arg, host};
     use crate::engine::error::{ScriptError, raise};
-    use crate::error::{EXIT_FAILED, Error};
+    use crate::error::Error;
     use crate::report::{Event, Level};
 
     /// Tell the operator something (shown unless `-q`).
     #[rhai_fn(return_raw)]
     pub fn info(ctx: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
+        let host = host(&ctx)?;
         host.report(Event::Log {
             level: Level::Info,
             message: message.to_string(),
@@ -29,7 +30,7 @@ pub mod control_api {
     /// where nothing changed, it says so instead of claiming the outcome.
     #[rhai_fn(return_raw)]
     pub fn done(ctx: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
+        let host = host(&ctx)?;
         let message = if host.dry_run {
             format!("dry run, nothing was changed; a real run would end with: {message}")
         } else {
@@ -45,7 +46,7 @@ pub mod control_api {
     /// Warn the operator (always shown).
     #[rhai_fn(return_raw)]
     pub fn warn(ctx: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
+        let host = host(&ctx)?;
         host.report(Event::Log {
             level: Level::Warn,
             message: message.to_string(),
@@ -57,9 +58,7 @@ pub mod control_api {
     #[rhai_fn(return_raw)]
     pub fn fail(message: Dynamic) -> Result<(), Box<EvalAltResult>> {
         Err(raise(Error::Script {
-            location: None,
             message: message.to_string(),
-            code: EXIT_FAILED,
         }))
     }
 
@@ -78,11 +77,14 @@ pub mod control_api {
     /// Wait `seconds` (an integer or a decimal). Ctrl-C ends the wait.
     #[rhai_fn(name = "sleep", return_raw)]
     pub fn sleep_float(ctx: NativeCallContext, seconds: f64) -> Result<(), Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
+        let host = host(&ctx)?;
         if !(0.0..=86_400.0).contains(&seconds) {
-            return Err(raise(Error::Usage(format!(
-                "sleep: expected 0 to 86400 seconds, found {seconds}"
-            ))));
+            return arg(
+                &ctx,
+                Err(Error::argument(format!(
+                    "expected 0 to 86400 seconds, found {seconds}"
+                ))),
+            );
         }
         let cancel = host.cancel.clone();
         let interrupted = host.block_on(async move {
@@ -104,7 +106,7 @@ pub mod control_api {
     #[rhai_fn(return_raw)]
     pub fn confirm(ctx: NativeCallContext, question: &str) -> Result<(), Box<EvalAltResult>> {
         use std::io::{BufRead, IsTerminal, Write};
-        let host = crate::engine::host(&ctx)?;
+        let host = host(&ctx)?;
         if host.dry_run || host.assume_yes {
             host.report(Event::Log {
                 level: Level::Info,
@@ -135,13 +137,13 @@ pub mod control_api {
     /// True when the run was started with `--force` (guards warn instead of refusing).
     #[rhai_fn(return_raw)]
     pub fn forced(ctx: NativeCallContext) -> Result<bool, Box<EvalAltResult>> {
-        Ok(crate::engine::host(&ctx)?.force)
+        Ok(host(&ctx)?.force)
     }
 
     /// True when the run was started with `--dry-run` (changes are printed, not made).
     #[rhai_fn(return_raw)]
     pub fn dry_run(ctx: NativeCallContext) -> Result<bool, Box<EvalAltResult>> {
-        Ok(crate::engine::host(&ctx)?.dry_run)
+        Ok(host(&ctx)?.dry_run)
     }
 
     /// The text of a caught error.
@@ -156,10 +158,30 @@ pub mod control_api {
         e.message()
     }
 
-    /// The node a caught error concerns, or `()`.
+    /// The node a caught error concerns (for a fan-out, the one node that failed), or `()`.
     #[rhai_fn(global, get = "node", pure)]
     pub fn error_node(e: &mut ScriptError) -> Dynamic {
         e.node()
+    }
+
+    /// Every node a caught error concerns (the failed nodes of a fan-out), as an array.
+    #[rhai_fn(global, get = "nodes", pure)]
+    pub fn error_nodes(e: &mut ScriptError) -> rhai::Array {
+        e.nodes()
+    }
+
+    /// The kind of a caught error: `"remote"`, `"unreachable"`, `"timeout"`,
+    /// `"unexpected_output"`, `"node_state"`, `"refused"`, `"argument"`, `"nodes"`, … (the list
+    /// is in docs/errors.md).
+    #[rhai_fn(global, get = "kind", pure)]
+    pub fn error_kind(e: &mut ScriptError) -> String {
+        e.kind()
+    }
+
+    /// The remote command of a caught error, or `()`.
+    #[rhai_fn(global, get = "command", pure)]
+    pub fn error_command(e: &mut ScriptError) -> Dynamic {
+        e.command()
     }
 
     /// The remote exit code of a caught error, or `()`.

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rhai::{Dynamic, EvalAltResult, Map, Position};
+use rhai::{Array, Dynamic, EvalAltResult, Map, Position};
 
-use crate::error::{EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Error, Location};
+use crate::error::{Error, Location};
 
-/// A host failure as a script sees it in `catch (e)`: `e.message`, `e.node`, `e.code`,
-/// `e.kept` (the results of the nodes that succeeded before the failure was raised).
+/// A host failure as a script sees it in `catch (e)`: `e.message`, `e.kind`, `e.node`,
+/// `e.nodes`, `e.command`, `e.code`, `e.kept` (the results of the nodes that succeeded before
+/// the failure was raised).
 #[derive(Debug, Clone)]
 pub struct ScriptError {
     /// The typed error.
@@ -21,28 +22,45 @@ pub struct ScriptError {
     pub kept: Map,
 }
 
+fn text_or_unit(value: Option<&str>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, |v| v.to_string().into())
+}
+
 impl ScriptError {
     /// The error's text.
     pub fn message(&mut self) -> String {
         self.error.to_string()
     }
 
+    /// The kind of the error (docs/errors.md).
+    pub fn kind(&mut self) -> String {
+        self.error.kind().to_string()
+    }
+
     /// The node, when the error concerns one node.
     pub fn node(&mut self) -> Dynamic {
-        match &*self.error {
-            Error::Remote { node, .. }
-            | Error::Unreachable { node, .. }
-            | Error::Timeout { node, .. } => node.clone().into(),
-            _ => Dynamic::UNIT,
-        }
+        text_or_unit(self.error.node())
+    }
+
+    /// Every node the error concerns.
+    pub fn nodes(&mut self) -> Array {
+        self.error
+            .nodes()
+            .into_iter()
+            .map(|n| Dynamic::from(n.to_string()))
+            .collect()
+    }
+
+    /// The remote command, when one failed.
+    pub fn command(&mut self) -> Dynamic {
+        text_or_unit(self.error.command())
     }
 
     /// The remote exit code, when a remote command failed.
     pub fn code(&mut self) -> Dynamic {
-        match &*self.error {
-            Error::Remote { code, .. } => Dynamic::from_int(i64::from(*code)),
-            _ => Dynamic::UNIT,
-        }
+        self.error
+            .exit_code()
+            .map_or(Dynamic::UNIT, |c| Dynamic::from_int(i64::from(c)))
     }
 
     /// The results kept from the nodes that succeeded.
@@ -102,61 +120,39 @@ impl Sources {
     }
 }
 
-/// Turn a script failure into the typed error, located at its innermost position.
+/// Turn a script failure into the typed error, located at its innermost position. A host
+/// error keeps its kind and facts; Rhai's own runtime errors (a type mismatch, an unknown
+/// function, too many operations) are [`Error::Script`]; what Rhai finds wrong in a runbook
+/// before running it (a syntax error, an unknown module) is [`Error::ScriptSyntax`].
 pub fn from_eval(err: &EvalAltResult, main_source: &str, sources: &Sources) -> Error {
     let (inner, source, pos) = innermost(err, main_source.to_string(), Position::NONE);
     let location = sources.locate(&source, pos);
-    match inner {
-        EvalAltResult::ErrorRuntime(value, _) => {
-            if let Some(se) = value.read_lock::<ScriptError>() {
-                return match &*se.error {
-                    // Errors with a fixed meaning keep their kind (and exit code).
-                    Error::Interrupted => Error::Interrupted,
-                    other => Error::Script {
-                        location,
-                        message: other.to_string(),
-                        code: other.code(),
-                    },
-                };
-            }
-            Error::Script {
-                location,
-                message: value.to_string(),
-                code: EXIT_FAILED,
-            }
+    let script = |message: String| match &location {
+        Some(_) => Error::Script { message },
+        // Rhai gives some errors no position (a data race in a closure): name the file.
+        None => Error::Script {
+            message: format!("{source}: {message}"),
+        },
+    };
+    let error = match inner {
+        EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<ScriptError>() {
+            Some(se) => (*se.error).clone(),
+            None => script(value.to_string()),
+        },
+        EvalAltResult::ErrorTerminated(..) => return Error::Interrupted,
+        EvalAltResult::ErrorParsing(..) | EvalAltResult::ErrorModuleNotFound(..) => {
+            let message = strip_position(&inner.to_string());
+            return match location {
+                Some(location) => Error::ScriptSyntax { location, message },
+                None => Error::Usage(format!("{source}: {message}")),
+            };
         }
-        EvalAltResult::ErrorTerminated(..) => Error::Interrupted,
-        EvalAltResult::ErrorParsing(e, _) => match location {
-            Some(location) => Error::ScriptSyntax {
-                location,
-                message: e.to_string(),
-            },
-            None => Error::Script {
-                location: None,
-                message: e.to_string(),
-                code: EXIT_USAGE,
-            },
-        },
-        EvalAltResult::ErrorModuleNotFound(..) => Error::Script {
-            location,
-            message: strip_position(&inner.to_string()),
-            code: EXIT_USAGE,
-        },
-        // Rhai gives some errors no position (a data race in a closure): name the file at least.
-        other if location.is_none() => Error::Script {
-            location: None,
-            message: format!("{source}: {}", strip_position(&other.to_string())),
-            code: EXIT_FAILED,
-        },
-        other => Error::Script {
-            location,
-            message: strip_position(&other.to_string()),
-            code: if matches!(other, EvalAltResult::ErrorTerminated(..)) {
-                EXIT_INTERRUPTED
-            } else {
-                EXIT_FAILED
-            },
-        },
+        other => script(strip_position(&other.to_string())),
+    };
+    match error {
+        // Ctrl-C is no place in a runbook.
+        Error::Interrupted => Error::Interrupted,
+        other => other.at(location),
     }
 }
 

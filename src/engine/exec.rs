@@ -3,10 +3,9 @@
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
 
-use super::error::{raise, raise_keeping};
-use super::target::Target;
+use super::call::{Raised, arg, fan_out};
 use crate::error::{Error, Result};
-use crate::host::{Effect, all_ok};
+use crate::host::{Effect, interrupted};
 use crate::primitives::exec::{Check, run};
 use crate::transport::Output;
 
@@ -18,21 +17,22 @@ fn output_map(out: &Output) -> Dynamic {
     m.into()
 }
 
-fn argv_line(argv: Array) -> Result<String, Box<EvalAltResult>> {
+/// An argument vector as the shell text `cmd` sends: each word quoted.
+fn argv_line(argv: Array) -> Result<String> {
     let words: Vec<String> = argv
         .into_iter()
         .map(|v| {
             if v.is_string() || v.is_int() || v.is_float() || v.is_bool() {
                 Ok(v.to_string())
             } else {
-                Err(raise(Error::Usage(format!(
+                Err(Error::argument(format!(
                     "a command argument must be a string or a number, found {}",
                     v.type_name()
-                ))))
+                )))
             }
         })
-        .collect::<Result<_, _>>()?;
-    crate::quote::join(&words).map_err(raise)
+        .collect::<Result<_>>()?;
+    crate::quote::join(&words)
 }
 
 /// Run and raise on failure: the value is stdout (per node for an array).
@@ -41,76 +41,54 @@ fn checked(
     target: Dynamic,
     line: &str,
     effect: Effect,
-) -> Result<Dynamic, Box<EvalAltResult>> {
-    let host = super::host(ctx)?;
-    let target = Target::from_dynamic(&host, target)?;
-    let results = host.block_on(run(
-        &host,
-        &target.nodes,
-        line,
-        effect,
-        Check::ExitZero,
-        None,
-    ));
-    let kept: Map = results
-        .iter()
-        .filter_map(|(n, r)| {
-            r.as_ref()
-                .ok()
-                .map(|o| (n.as_str().into(), o.stdout.clone().into()))
-        })
-        .collect();
-    match all_ok(results) {
-        Ok(values) => Ok(target.shape(
-            values
-                .into_iter()
-                .map(|(n, o)| (n, Dynamic::from(o.stdout)))
-                .collect(),
-        )),
-        Err(e) => Err(raise_keeping(e, kept)),
-    }
+) -> Result<Dynamic, Raised> {
+    fan_out(
+        ctx,
+        target,
+        async |host, nodes| Ok(run(host, nodes, line, effect, Check::ExitZero, None).await),
+        |o| Dynamic::from(o.stdout),
+    )
 }
 
 /// Run and return every outcome: `#{code, stdout, stderr}` per node; an unreachable or
-/// timed-out node gives `#{code: -1, stdout: "", stderr: "", error: "…"}`.
+/// timed-out node gives `#{code: -1, stdout: "", stderr: "", error: "…"}`. Only Ctrl-C raises.
 fn tolerant(
     ctx: &NativeCallContext,
     target: Dynamic,
     line: &str,
     effect: Effect,
-) -> Result<Dynamic, Box<EvalAltResult>> {
-    let host = super::host(ctx)?;
-    let target = Target::from_dynamic(&host, target)?;
-    let results = host.block_on(run(
-        &host,
-        &target.nodes,
-        line,
-        effect,
-        Check::Nothing,
-        None,
-    ));
-    let mut values = Vec::with_capacity(results.len());
-    for (name, r) in results {
-        let value = match r {
-            Ok(out) => output_map(&out),
-            Err(Error::Interrupted) => return Err(raise(Error::Interrupted)),
-            Err(e) => {
-                let mut m = Map::new();
-                m.insert("code".into(), Dynamic::from_int(-1));
-                m.insert("stdout".into(), "".into());
-                m.insert("stderr".into(), "".into());
-                m.insert("error".into(), e.to_string().into());
-                m.into()
-            }
-        };
-        values.push((name, value));
-    }
-    Ok(target.shape(values))
+) -> Result<Dynamic, Raised> {
+    fan_out(
+        ctx,
+        target,
+        async |host, nodes| {
+            let results = run(host, nodes, line, effect, Check::Nothing, None).await;
+            interrupted(&results)?;
+            Ok(results
+                .into_iter()
+                .map(|(node, r)| {
+                    let value = match r {
+                        Ok(out) => output_map(&out),
+                        Err(e) => {
+                            let mut m = Map::new();
+                            m.insert("code".into(), Dynamic::from_int(-1));
+                            m.insert("stdout".into(), "".into());
+                            m.insert("stderr".into(), "".into());
+                            m.insert("error".into(), e.to_string().into());
+                            m.into()
+                        }
+                    };
+                    (node, Ok(value))
+                })
+                .collect())
+        },
+        |v| v,
+    )
 }
 
-/// Interpret a `Result` of the library inside a script.
-pub fn script_result<T>(r: Result<T>) -> Result<T, Box<EvalAltResult>> {
-    r.map_err(raise)
+/// `argv_line` raised from the primitive being called.
+fn line_of(ctx: &NativeCallContext, argv: Array) -> Result<String, Raised> {
+    arg(ctx, argv_line(argv))
 }
 
 /// The script API for running commands.
@@ -141,7 +119,7 @@ pub mod exec_api {
         target: Dynamic,
         argv: Array,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let line = argv_line(argv)?;
+        let line = line_of(&ctx, argv)?;
         checked(&ctx, target, &line, Effect::Change)
     }
 
@@ -162,7 +140,7 @@ pub mod exec_api {
         target: Dynamic,
         argv: Array,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let line = argv_line(argv)?;
+        let line = line_of(&ctx, argv)?;
         checked(&ctx, target, &line, Effect::Read)
     }
 
@@ -185,7 +163,7 @@ pub mod exec_api {
         target: Dynamic,
         argv: Array,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let line = argv_line(argv)?;
+        let line = line_of(&ctx, argv)?;
         tolerant(&ctx, target, &line, Effect::Change)
     }
 
@@ -206,13 +184,13 @@ pub mod exec_api {
         target: Dynamic,
         argv: Array,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let line = argv_line(argv)?;
+        let line = line_of(&ctx, argv)?;
         tolerant(&ctx, target, &line, Effect::Read)
     }
 
     /// Quote an argument vector as shell text, as `cmd` would send it.
     #[rhai_fn(return_raw)]
-    pub fn shell_quote(argv: Array) -> Result<String, Box<EvalAltResult>> {
-        argv_line(argv)
+    pub fn shell_quote(ctx: NativeCallContext, argv: Array) -> Result<String, Box<EvalAltResult>> {
+        line_of(&ctx, argv)
     }
 }

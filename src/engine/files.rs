@@ -7,9 +7,9 @@ use rhai::plugin::*;
 pub mod files_api {
     use rhai::{Dynamic, Map};
 
-    use crate::engine::error::{raise, raise_keeping};
+    use crate::engine::call::{arg, fan_out, host, shaped};
     use crate::engine::target::Target;
-    use crate::host::{OnFailure, all_ok};
+    use crate::host::OnFailure;
 
     /// The content of a file on a node, as text. Reads run in a dry run too. Raises when the
     /// file cannot be read, naming the node and the path.
@@ -19,14 +19,12 @@ pub mod files_api {
         node: Dynamic,
         path: &str,
     ) -> Result<String, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, node)?;
-        let [node] = target.nodes.as_slice() else {
-            return Err(raise(crate::error::Error::Usage(
-                "read_file reads from one node".into(),
-            )));
-        };
-        let bytes = host.block_on(host.read_file(node, path)).map_err(raise)?;
+        let host = host(&ctx)?;
+        let node = arg(
+            &ctx,
+            Target::from_dynamic(&host, node).and_then(|t| t.only("read_file reads from one node")),
+        )?;
+        let bytes = arg(&ctx, host.block_on(host.read_file(&node, path)))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
@@ -40,18 +38,24 @@ pub mod files_api {
         path: &str,
         text: &str,
     ) -> Result<(), Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        let results = host.block_on(host.fan_out(
-            &format!("write {path}"),
-            &target.nodes,
-            OnFailure::Stop,
-            |node| {
-                let host = &host;
-                async move { host.write_file(&node, path, text.as_bytes().to_vec()).await }
+        fan_out(
+            &ctx,
+            target,
+            async |host, nodes| {
+                Ok(host
+                    .fan_out(
+                        &format!("write {path}"),
+                        nodes,
+                        OnFailure::Stop,
+                        |node| async move {
+                            host.write_file(&node, path, text.as_bytes().to_vec()).await
+                        },
+                    )
+                    .await)
             },
-        ));
-        all_ok(results).map(|_| ()).map_err(raise)
+            |()| Dynamic::UNIT,
+        )
+        .map(|_| ())
     }
 
     /// Copy `path` from the node `from` to the same path on every node of `to` (a node or an
@@ -64,31 +68,23 @@ pub mod files_api {
         path: &str,
         to: Dynamic,
     ) -> Result<Map, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let source = Target::from_dynamic(&host, from)?;
-        let [source] = source.nodes.as_slice() else {
-            return Err(raise(crate::error::Error::Usage(
-                "copy_file copies from one node".into(),
-            )));
-        };
-        let targets = Target::from_dynamic(&host, to)?;
-        let results = host
-            .block_on(crate::primitives::files::copy(
+        let host = host(&ctx)?;
+        let source = arg(
+            &ctx,
+            Target::from_dynamic(&host, from)
+                .and_then(|t| t.only("copy_file copies from one node")),
+        )?;
+        let targets = arg(&ctx, Target::from_dynamic(&host, to))?;
+        let results = arg(
+            &ctx,
+            host.block_on(crate::primitives::files::copy(
                 &host,
-                source,
+                &source,
                 path,
                 &targets.nodes,
-            ))
-            .map_err(raise)?;
-        let kept: Map = results
-            .iter()
-            .filter_map(|(n, r)| {
-                r.as_ref()
-                    .ok()
-                    .map(|b| (n.as_str().into(), Dynamic::from_int(*b as i64)))
-            })
-            .collect();
-        all_ok(results).map_err(|e| raise_keeping(e, kept.clone()))?;
-        Ok(kept)
+            )),
+        )?;
+        let copied = shaped(&ctx, None, results, |b| Dynamic::from_int(b as i64))?;
+        Ok(copied.cast::<Map>())
     }
 }

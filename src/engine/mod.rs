@@ -7,6 +7,7 @@
 //! primitive reference.
 
 pub mod apt;
+pub mod call;
 pub mod cluster;
 pub mod control;
 pub mod error;
@@ -23,7 +24,7 @@ pub mod vms;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Scope};
+use rhai::{Dynamic, Engine, Map, Scope};
 
 use crate::error::{Error, Result};
 use crate::host::Host;
@@ -34,17 +35,6 @@ use error::Sources;
 /// The run's host, as the engine's tag.
 #[derive(Clone)]
 pub struct HostHandle(pub Arc<Host>);
-
-/// The host of the running script.
-pub(crate) fn host(ctx: &NativeCallContext) -> Result<Arc<Host>, Box<EvalAltResult>> {
-    ctx.tag()
-        .and_then(|t| t.read_lock::<HostHandle>().map(|h| h.0.clone()))
-        .ok_or_else(|| {
-            error::raise(Error::Internal(
-                "no host attached to the script engine".into(),
-            ))
-        })
-}
 
 /// A script to run: its text and the name errors show for it.
 pub struct Script {
@@ -204,6 +194,14 @@ pub fn opts_map(pairs: &[(String, String)]) -> Map {
             (k.as_str().into(), value)
         })
         .collect()
+}
+
+/// A script's value as JSON (`()` is `null`).
+pub fn to_json(value: &Dynamic) -> Result<serde_json::Value> {
+    if value.is_unit() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::to_value(value).map_err(|e| Error::Internal(format!("runbook value to JSON: {e}")))
 }
 
 /// Run a script to its end and return its value.

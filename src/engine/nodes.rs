@@ -7,7 +7,7 @@ use rhai::plugin::*;
 pub mod nodes_api {
     use rhai::{Array, Dynamic};
 
-    use crate::engine::error::raise;
+    use crate::engine::call::arg;
     use crate::error::Error;
 
     /// A node of the inventory.
@@ -17,7 +17,7 @@ pub mod nodes_api {
     /// controller instances (`exclude`), narrowed by `--limit`.
     #[rhai_fn(return_raw)]
     pub fn nodes(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
+        let host = crate::engine::call::host(&ctx)?;
         Ok(host.targets(None).into_iter().map(Dynamic::from).collect())
     }
 
@@ -28,16 +28,19 @@ pub mod nodes_api {
         ctx: NativeCallContext,
         group: &str,
     ) -> Result<Array, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
+        let host = crate::engine::call::host(&ctx)?;
         if !host
             .inventory
             .nodes
             .iter()
             .any(|n| n.groups.iter().any(|g| g == group))
         {
-            return Err(raise(Error::Usage(format!(
-                "no node of the inventory is in group {group:?}"
-            ))));
+            return arg(
+                &ctx,
+                Err(Error::argument(format!(
+                    "no node of the inventory is in group {group:?}"
+                ))),
+            );
         }
         Ok(host
             .targets(Some(group))

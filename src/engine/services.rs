@@ -4,9 +4,8 @@
 use rhai::Dynamic;
 use rhai::plugin::*;
 
-use super::apt::{shaped, strings};
-use super::error::raise;
-use super::target::Target;
+use super::apt::strings;
+use super::call::{arg, fan_out};
 use crate::error::Error;
 use crate::primitives::services::{self, Action};
 
@@ -20,11 +19,13 @@ fn control(
     names: Dynamic,
     action: Action,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
-    let host = crate::engine::host(ctx)?;
-    let target = Target::from_dynamic(&host, t)?;
-    let names = strings(names, "service names")?;
-    let results = host.block_on(services::control(&host, &target.nodes, action, &names));
-    shaped(&target, results, names_array)
+    let names = arg(ctx, strings(names, "service names"))?;
+    fan_out(
+        ctx,
+        t,
+        async |host, nodes| Ok(services::control(host, nodes, action, &names).await),
+        names_array,
+    )
 }
 
 /// The script API of the services primitives.
@@ -38,18 +39,12 @@ pub mod services_api {
     /// Raises when the node has neither.
     #[rhai_fn(return_raw)]
     pub fn init_system(ctx: NativeCallContext, t: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let results = host.block_on(host.fan_out(
-            "init system",
-            &target.nodes,
-            crate::host::OnFailure::Continue,
-            |node| {
-                let host = &host;
-                async move { services::init_system(host, &node).await }
-            },
-        ));
-        shaped(&target, results, |i| Dynamic::from(i.as_str().to_string()))
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(services::init_systems(host, nodes).await),
+            |i| Dynamic::from(i.as_str().to_string()),
+        )
     }
 
     /// The services whose job name starts with `prefix` (`"ovs-albaproxy_"`, `""` for all),
@@ -63,10 +58,12 @@ pub mod services_api {
         t: Dynamic,
         prefix: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let results = host.block_on(services::list(&host, &target.nodes, prefix));
-        shaped(&target, results, names_array)
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(services::list(host, nodes, prefix).await),
+            names_array,
+        )
     }
 
     /// Start services: `names` is a job name or an array of them; an entry with `*` is a glob
@@ -125,12 +122,12 @@ pub mod services_api {
         t: Dynamic,
         name: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let results = host.block_on(services::pid(&host, &target.nodes, name));
-        shaped(&target, results, |p| {
-            p.map_or(Dynamic::UNIT, |p| Dynamic::from_int(i64::from(p)))
-        })
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(services::pid(host, nodes, name).await),
+            |p| p.map_or(Dynamic::UNIT, |p| Dynamic::from_int(i64::from(p))),
+        )
     }
 
     /// Drive a SysV init script, `/etc/init.d/NAME ACTION` (`sysv(nodes(), "memcached",
@@ -152,14 +149,19 @@ pub mod services_api {
             "stop" => Action::Stop,
             "restart" => Action::Restart,
             other => {
-                return Err(raise(Error::Usage(format!(
-                    "sysv: the action must be \"start\", \"stop\" or \"restart\", not {other:?}"
-                ))));
+                return arg(
+                    &ctx,
+                    Err(Error::argument(format!(
+                        "the action must be \"start\", \"stop\" or \"restart\", not {other:?}"
+                    ))),
+                );
             }
         };
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, t)?;
-        let results = host.block_on(services::sysv(&host, &target.nodes, name, action));
-        shaped(&target, results, Dynamic::from_bool)
+        fan_out(
+            &ctx,
+            t,
+            async |host, nodes| Ok(services::sysv(host, nodes, name, action).await),
+            Dynamic::from_bool,
+        )
     }
 }

@@ -6,46 +6,13 @@ use std::time::Duration;
 use rhai::plugin::*;
 use rhai::{Dynamic, Map};
 
-use super::error::{raise, raise_keeping};
-use super::target::Target;
+use super::call::{arg, call, fan_out, host, shaped};
 use crate::error::{Error, Result};
-use crate::host::all_ok;
-use crate::primitives::vms::{PerNode, StopOptions};
+use crate::primitives::vms::StopOptions;
 use crate::state::vm_record::VmRecord;
 
 fn names(vms: Vec<String>) -> Dynamic {
     Dynamic::from_array(vms.into_iter().map(Dynamic::from).collect())
-}
-
-/// Per-node results as the script sees them: shaped by the target, or raised with the
-/// results of the nodes that succeeded kept in the error.
-pub(crate) fn finish<T: Clone>(
-    target: Option<&Target>,
-    results: PerNode<T>,
-    value: impl Fn(T) -> Dynamic,
-) -> Result<Dynamic, Box<EvalAltResult>> {
-    let kept: Map = results
-        .iter()
-        .filter_map(|(n, r)| {
-            r.as_ref()
-                .ok()
-                .map(|v| (n.as_str().into(), value(v.clone())))
-        })
-        .collect();
-    match all_ok(results) {
-        Ok(values) => {
-            let values: Vec<(String, Dynamic)> =
-                values.into_iter().map(|(n, v)| (n, value(v))).collect();
-            Ok(match target {
-                Some(t) => t.shape(values),
-                None => {
-                    let map: Map = values.into_iter().map(|(k, v)| (k.into(), v)).collect();
-                    map.into()
-                }
-            })
-        }
-        Err(e) => Err(raise_keeping(e, kept)),
-    }
 }
 
 fn record_map(record: &VmRecord) -> Dynamic {
@@ -57,7 +24,7 @@ fn record_map(record: &VmRecord) -> Dynamic {
     map.into()
 }
 
-fn stop_options(opts: &Map) -> Result<StopOptions, Box<EvalAltResult>> {
+fn stop_options(opts: &Map) -> Result<StopOptions> {
     let mut o = StopOptions::default();
     for (key, value) in opts {
         match key.as_str() {
@@ -68,31 +35,25 @@ fn stop_options(opts: &Map) -> Result<StopOptions, Box<EvalAltResult>> {
                     value.as_float().unwrap_or(f64::NAN)
                 };
                 if !(secs > 0.0 && secs <= 7.0 * 86_400.0) {
-                    return Err(raise(Error::Usage(format!(
-                        "stop_vms: `timeout` must be a number of seconds above 0 and at most 604800, found {value}"
-                    ))));
+                    return Err(Error::argument(format!(
+                        "`timeout` must be a number of seconds above 0 and at most 604800, found {value}"
+                    )));
                 }
                 o.timeout = Duration::from_secs_f64(secs);
             }
             "force" => {
                 o.force = value.as_bool().map_err(|_| {
-                    raise(Error::Usage(format!(
-                        "stop_vms: `force` must be true or false, found {value}"
-                    )))
+                    Error::argument(format!("`force` must be true or false, found {value}"))
                 })?;
             }
             other => {
-                return Err(raise(Error::Usage(format!(
-                    "stop_vms: unknown option `{other}` (known: timeout, force)"
-                ))));
+                return Err(Error::argument(format!(
+                    "unknown option `{other}` (known: timeout, force)"
+                )));
             }
         }
     }
     Ok(o)
-}
-
-fn script<T>(r: Result<T>) -> Result<T, Box<EvalAltResult>> {
-    r.map_err(raise)
 }
 
 /// The script API of the vms primitives.
@@ -108,10 +69,12 @@ pub mod vms_api {
         ctx: NativeCallContext,
         target: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        let results = host.block_on(crate::primitives::vms::running(&host, &target.nodes));
-        finish(Some(&target), results, names)
+        fan_out(
+            &ctx,
+            target,
+            async |host, nodes| Ok(crate::primitives::vms::running(host, nodes).await),
+            names,
+        )
     }
 
     /// `stop_vms(t)` with the defaults: `timeout` 600 s, no `force`.
@@ -141,12 +104,13 @@ pub mod vms_api {
         target: Dynamic,
         options: Map,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let opts = stop_options(&options)?;
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        let results =
-            script(host.block_on(crate::primitives::vms::stop(&host, &target.nodes, opts)))?;
-        finish(Some(&target), results, names)
+        let opts = arg(&ctx, stop_options(&options))?;
+        fan_out(
+            &ctx,
+            target,
+            async |host, nodes| crate::primitives::vms::stop(host, nodes, opts).await,
+            names,
+        )
     }
 
     /// Start every VM the VM record holds, on the nodes it names, and return a map node name
@@ -159,9 +123,10 @@ pub mod vms_api {
     /// record is left as it is.
     #[rhai_fn(name = "start_vms", return_raw)]
     pub fn start_vms_all(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let results = script(host.block_on(crate::primitives::vms::start(&host, None)))?;
-        finish(None, results, names)
+        let results = call(&ctx, async |host| {
+            crate::primitives::vms::start(host, None).await
+        })?;
+        shaped(&ctx, None, results, names)
     }
 
     /// `start_vms()` restricted to some nodes: starts the recorded VMs of a node (an array;
@@ -172,11 +137,12 @@ pub mod vms_api {
         ctx: NativeCallContext,
         target: Dynamic,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        let target = Target::from_dynamic(&host, target)?;
-        let results =
-            script(host.block_on(crate::primitives::vms::start(&host, Some(&target.nodes))))?;
-        finish(Some(&target), results, names)
+        fan_out(
+            &ctx,
+            target,
+            async |host, nodes| crate::primitives::vms::start(host, Some(nodes)).await,
+            names,
+        )
     }
 
     /// The VM record: a map node name → array of the VMs stopped by `stop_vms` and not yet
@@ -184,8 +150,11 @@ pub mod vms_api {
     /// when it is malformed; refused (exit 3) while a legacy VM list has not been imported.
     #[rhai_fn(return_raw)]
     pub fn vm_record(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        Ok(record_map(&script(crate::primitives::vms::record(&host))?))
+        let host = host(&ctx)?;
+        Ok(record_map(&arg(
+            &ctx,
+            crate::primitives::vms::record(&host),
+        )?))
     }
 
     /// Import the VM list left by the legacy `update-ovs.py` (`/tmp/ovs-machine-state.json`,
@@ -194,9 +163,10 @@ pub mod vms_api {
     /// array; empty when there is no such file). With `--dry-run`, only reads it.
     #[rhai_fn(return_raw)]
     pub fn import_legacy_vm_record(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = crate::engine::host(&ctx)?;
-        Ok(record_map(&script(crate::primitives::vms::import_legacy(
-            &host,
-        ))?))
+        let host = host(&ctx)?;
+        Ok(record_map(&arg(
+            &ctx,
+            crate::primitives::vms::import_legacy(&host),
+        )?))
     }
 }

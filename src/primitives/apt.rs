@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
-use crate::host::{Effect, Host, OnFailure};
+use crate::host::{Effect, Host, OnFailure, PerNode};
 use crate::inventory::Node;
 use crate::primitives::parse;
 use crate::primitives::parse::apt::Policy;
@@ -28,7 +28,7 @@ pub fn is_glob(name: &str) -> bool {
 fn check_names(names: &[String]) -> Result<()> {
     for n in names {
         if n.is_empty() || n.starts_with('-') || n.contains(char::is_whitespace) {
-            return Err(Error::Usage(format!("not a package name: {n:?}")));
+            return Err(Error::argument(format!("not a package name: {n:?}")));
         }
     }
     Ok(())
@@ -38,7 +38,7 @@ fn check_names(names: &[String]) -> Result<()> {
 /// naming the node with apt's stderr. Lines `W: …`/`E: …` printed with exit 0 (older apt's
 /// `W: Failed to fetch …`) are reported as warnings and returned per node. In a dry run the
 /// command is only reported, and nothing is returned for the node.
-pub async fn update(host: &Host, nodes: &[Node]) -> Vec<(String, Result<Vec<String>>)> {
+pub async fn update(host: &Host, nodes: &[Node]) -> PerNode<Vec<String>> {
     host.fan_out(
         "apt-get update",
         nodes,
@@ -119,7 +119,7 @@ pub async fn versions(
     host: &Host,
     nodes: &[Node],
     pkgs: &[String],
-) -> Vec<(String, Result<BTreeMap<String, Policy>>)> {
+) -> PerNode<BTreeMap<String, Policy>> {
     host.fan_out(
         "apt versions",
         nodes,
@@ -204,14 +204,12 @@ async fn pending(host: &Host, node: &Node, pkgs: &[String]) -> Result<BTreeMap<S
     for (name, p) in versions {
         match p.candidate {
             None if pkgs.contains(&name) => {
-                return Err(Error::Script {
-                    location: None,
-                    message: format!(
-                        "{}: apt knows no package {name:?} (no candidate version; run apt_update?)",
-                        node.name
+                return Err(Error::node_state(
+                    &node.name,
+                    format!(
+                        "apt knows no package {name:?} (no candidate version; run apt_update?)"
                     ),
-                    code: crate::error::EXIT_FAILED,
-                });
+                ));
             }
             None => {}
             Some(c) if p.installed.as_deref() != Some(c.as_str()) => {
@@ -237,15 +235,13 @@ async fn install_on(host: &Host, node: &Node, pkgs: &[String], mode: Mode) -> Re
         for (name, want) in &todo {
             let got = now.get(name).and_then(|p| p.installed.clone());
             if got.as_deref() != Some(want.as_str()) {
-                return Err(Error::Script {
-                    location: None,
-                    message: format!(
-                        "{}: after `{line}`, {name} is at {} instead of {want}",
-                        node.name,
+                return Err(Error::node_state(
+                    &node.name,
+                    format!(
+                        "after `{line}`, {name} is at {} instead of {want}",
                         got.as_deref().unwrap_or("(none)")
                     ),
-                    code: crate::error::EXIT_FAILED,
-                });
+                ));
             }
         }
     }
@@ -261,11 +257,7 @@ async fn install_on(host: &Host, node: &Node, pkgs: &[String], mode: Mode) -> Re
 /// nothing), and the installed versions are checked afterwards. A dpkg lock or failing
 /// install is an error naming node, command, exit code and stderr tail; a failure stops nodes
 /// not yet started. In a dry run the versions are read and the install only reported.
-pub async fn install(
-    host: &Host,
-    nodes: &[Node],
-    pkgs: &[String],
-) -> Vec<(String, Result<Installed>)> {
+pub async fn install(host: &Host, nodes: &[Node], pkgs: &[String]) -> PerNode<Installed> {
     host.fan_out("apt install", nodes, OnFailure::Stop, |node| async move {
         install_on(host, &node, pkgs, Mode::Install).await
     })
@@ -275,11 +267,7 @@ pub async fn install(
 /// Download into `/var/cache/apt/archives/` (`apt-get install -y --download-only`) the
 /// candidate `.deb` of every package of `pkgs` that is not at its candidate version, without
 /// installing; apt downloads nothing it already holds. Otherwise as [`install`].
-pub async fn download(
-    host: &Host,
-    nodes: &[Node],
-    pkgs: &[String],
-) -> Vec<(String, Result<Installed>)> {
+pub async fn download(host: &Host, nodes: &[Node], pkgs: &[String]) -> PerNode<Installed> {
     host.fan_out("apt download", nodes, OnFailure::Stop, |node| async move {
         install_on(host, &node, pkgs, Mode::Download).await
     })

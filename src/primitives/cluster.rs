@@ -6,13 +6,14 @@
 //! listens), and [`require_offline`] lets a runbook refuse a dangerous step while any node is
 //! still online.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::error::{EXIT_FAILED, Error, Result};
-use crate::host::{Effect, Host, OnFailure};
+use crate::error::{Error, Result};
+use crate::host::{Effect, Host, OnFailure, PerNode};
 use crate::inventory::Node;
 use crate::primitives::parse::fuser;
 use crate::report::{Event, Level};
+use crate::wait::{Probe, Waited};
 
 /// The port the cloud agent listens on.
 pub const AGENT_PORT: &str = "4446/tcp";
@@ -34,24 +35,6 @@ pub const OFFLINE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the started agent may take to listen.
 pub const ONLINE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Each node's outcome, in node order.
-pub type PerNode<T> = Vec<(String, Result<T>)>;
-
-async fn pause(host: &Host, d: Duration) -> Result<()> {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => Ok(()),
-        _ = host.cancel.cancelled() => Err(Error::Interrupted),
-    }
-}
-
-fn failure(message: String) -> Error {
-    Error::Script {
-        location: None,
-        message,
-        code: EXIT_FAILED,
-    }
-}
 
 /// The pids listening on 4446/tcp on one node (empty: offline). Read-only.
 pub async fn listeners(host: &Host, node: &Node) -> Result<Vec<u32>> {
@@ -82,23 +65,30 @@ pub async fn set_offline(host: &Host, nodes: &[Node]) -> PerNode<bool> {
         }
         // Exit 1: nothing listened any more, which is what we want.
         fuser::listeners(&node.name, KILL, &out)?;
-        let deadline = Instant::now() + OFFLINE_TIMEOUT;
-        loop {
-            let pids = listeners(host, &node).await?;
-            if pids.is_empty() {
-                return Ok(true);
-            }
-            if Instant::now() >= deadline {
+        let waited = host
+            .poll_until(OFFLINE_TIMEOUT, POLL, async || {
+                let pids = listeners(host, &node).await?;
+                Ok(if pids.is_empty() {
+                    Probe::Done(())
+                } else {
+                    Probe::NotYet(pids)
+                })
+            })
+            .await?;
+        match waited {
+            Waited::Done(()) => Ok(true),
+            Waited::Expired(pids) => {
                 let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-                return Err(failure(format!(
-                    "{}: still online: pid {} listens on {AGENT_PORT} {} s after `{KILL}` \
-                     (is something restarting the agent?)",
-                    node.name,
-                    pids.join(", "),
-                    OFFLINE_TIMEOUT.as_secs()
-                )));
+                Err(Error::node_state(
+                    &node.name,
+                    format!(
+                        "still online: pid {} listens on {AGENT_PORT} {} s after `{KILL}` \
+                         (is something restarting the agent?)",
+                        pids.join(", "),
+                        OFFLINE_TIMEOUT.as_secs()
+                    ),
+                ))
             }
-            pause(host, POLL).await?;
         }
     })
     .await
@@ -118,20 +108,24 @@ pub async fn set_online(host: &Host, nodes: &[Node]) -> PerNode<bool> {
         if host.dry_run {
             return Ok(true);
         }
-        let deadline = Instant::now() + ONLINE_TIMEOUT;
-        loop {
-            if !listeners(host, &node).await?.is_empty() {
-                return Ok(true);
-            }
-            if Instant::now() >= deadline {
-                return Err(failure(format!(
-                    "{}: still offline: nothing listens on {AGENT_PORT} {} s after \
-                     `{START_AGENT}`",
-                    node.name,
+        let waited = host
+            .poll_until(ONLINE_TIMEOUT, POLL, async || {
+                Ok(if listeners(host, &node).await?.is_empty() {
+                    Probe::NotYet(())
+                } else {
+                    Probe::Done(())
+                })
+            })
+            .await?;
+        match waited {
+            Waited::Done(()) => Ok(true),
+            Waited::Expired(()) => Err(Error::node_state(
+                &node.name,
+                format!(
+                    "still offline: nothing listens on {AGENT_PORT} {} s after `{START_AGENT}`",
                     ONLINE_TIMEOUT.as_secs()
-                )));
-            }
-            pause(host, POLL).await?;
+                ),
+            )),
         }
     })
     .await

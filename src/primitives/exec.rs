@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use crate::error::Result;
-use crate::host::{Effect, Host, OnFailure};
+use crate::host::{Effect, Host, OnFailure, PerNode};
 use crate::inventory::Node;
 use crate::transport::Output;
 
@@ -25,7 +24,7 @@ pub async fn run(
     effect: Effect,
     check: Check,
     timeout: Option<Duration>,
-) -> Vec<(String, Result<Output>)> {
+) -> PerNode<Output> {
     let on_failure = match check {
         Check::ExitZero => OnFailure::Stop,
         Check::Nothing => OnFailure::Continue,

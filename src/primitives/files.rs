@@ -2,7 +2,7 @@
 //! host (storage nodes need not trust each other over SSH).
 
 use crate::error::Result;
-use crate::host::{Host, OnFailure};
+use crate::host::{Host, OnFailure, PerNode};
 use crate::inventory::Node;
 
 /// Copy `path` from `source` to the same path on every node of `targets`, in parallel: the
@@ -13,7 +13,7 @@ pub async fn copy(
     source: &Node,
     path: &str,
     targets: &[Node],
-) -> Result<Vec<(String, Result<u64>)>> {
+) -> Result<PerNode<u64>> {
     let bytes = host.read_file(source, path).await?;
     let size = bytes.len() as u64;
     let bytes = &bytes;

@@ -10,11 +10,12 @@
 
 use std::time::Duration;
 
-use crate::error::{EXIT_FAILED, Error, Result};
-use crate::host::{Effect, Host, OnFailure};
+use crate::error::{Error, Result};
+use crate::host::{Effect, Host, OnFailure, PerNode};
 use crate::inventory::Node;
 use crate::primitives::parse;
 use crate::quote;
+use crate::wait::{Probe, Waited};
 
 /// The fact key under which a node's init system is cached for the run.
 const INIT_FACT: &str = "init";
@@ -73,14 +74,6 @@ pub struct Status {
     pub pid: Option<u32>,
 }
 
-fn script_error(message: String) -> Error {
-    Error::Script {
-        location: None,
-        message,
-        code: EXIT_FAILED,
-    }
-}
-
 /// The node's init system, detected once per node and run: `/run/systemd/system` exists →
 /// systemd, else `initctl version` saying `init (upstart …)` → upstart. Neither is an error
 /// naming the node. Read-only.
@@ -117,6 +110,17 @@ pub async fn init_system(host: &Host, node: &Node) -> Result<Init> {
     Ok(init)
 }
 
+/// [`init_system`] of every node, in parallel; every node is read even when one fails.
+pub async fn init_systems(host: &Host, nodes: &[Node]) -> PerNode<Init> {
+    host.fan_out(
+        "init system",
+        nodes,
+        OnFailure::Continue,
+        |node| async move { init_system(host, &node).await },
+    )
+    .await
+}
+
 /// A job name as given, without a `.service` suffix; names that would reach the init tool as
 /// options or paths are refused.
 fn job_name(name: &str) -> Result<&str> {
@@ -126,7 +130,7 @@ fn job_name(name: &str) -> Result<&str> {
         || job.contains('/')
         || job.contains(char::is_whitespace)
     {
-        return Err(Error::Usage(format!("not a service name: {name:?}")));
+        return Err(Error::argument(format!("not a service name: {name:?}")));
     }
     Ok(job)
 }
@@ -169,7 +173,7 @@ pub async fn list_on(host: &Host, node: &Node, prefix: &str) -> Result<Vec<Strin
 }
 
 /// [`list_on`] on every node, in parallel.
-pub async fn list(host: &Host, nodes: &[Node], prefix: &str) -> Vec<(String, Result<Vec<String>>)> {
+pub async fn list(host: &Host, nodes: &[Node], prefix: &str) -> PerNode<Vec<String>> {
     host.fan_out("services", nodes, OnFailure::Continue, |node| async move {
         list_on(host, &node, prefix).await
     })
@@ -258,11 +262,11 @@ pub async fn pid_on(host: &Host, node: &Node, name: &str) -> Result<Option<u32>>
 }
 
 fn unknown_job(node: &Node, name: &str) -> Error {
-    script_error(format!("{}: no service named {name:?}", node.name))
+    Error::node_state(&node.name, format!("no service named {name:?}"))
 }
 
 /// [`pid_on`] on every node, in parallel.
-pub async fn pid(host: &Host, nodes: &[Node], name: &str) -> Vec<(String, Result<Option<u32>>)> {
+pub async fn pid(host: &Host, nodes: &[Node], name: &str) -> PerNode<Option<u32>> {
     host.fan_out(
         "service pid",
         nodes,
@@ -280,7 +284,7 @@ pub async fn resolve_on(host: &Host, node: &Node, names: &[String]) -> Result<Ve
     for entry in names {
         if entry.contains(['*', '?', '[']) {
             let pattern = glob::Pattern::new(entry.strip_suffix(".service").unwrap_or(entry))
-                .map_err(|e| Error::Usage(format!("bad service pattern {entry:?}: {e}")))?;
+                .map_err(|e| Error::argument(format!("bad service pattern {entry:?}: {e}")))?;
             let literal: String = entry
                 .chars()
                 .take_while(|c| !matches!(c, '*' | '?' | '['))
@@ -314,17 +318,21 @@ async fn settle(
     job: &str,
     done: impl Fn(&Status) -> bool,
 ) -> Result<Status> {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    loop {
-        let s = status_on(host, node, job)
-            .await?
-            .ok_or_else(|| unknown_job(node, job))?;
-        if done(&s) || tokio::time::Instant::now() >= deadline {
-            return Ok(s);
-        }
-        host.check_cancelled()?;
-        tokio::time::sleep(SETTLE_STEP).await;
-    }
+    let waited = host
+        .poll_until(SETTLE, SETTLE_STEP, async || {
+            let s = status_on(host, node, job)
+                .await?
+                .ok_or_else(|| unknown_job(node, job))?;
+            Ok(if done(&s) {
+                Probe::Done(s)
+            } else {
+                Probe::NotYet(s)
+            })
+        })
+        .await?;
+    Ok(match waited {
+        Waited::Done(s) | Waited::Expired(s) => s,
+    })
 }
 
 /// Apply `action` to one job on one node; true when it changed something.
@@ -362,11 +370,13 @@ async fn act_on_job(
         Action::Stop => {
             let s = settle(host, node, job, |s| !s.running).await?;
             if s.running {
-                return Err(script_error(format!(
-                    "{}: `{line}` succeeded but {job} still runs (pid {})",
-                    node.name,
-                    s.pid.map_or("?".into(), |p| p.to_string())
-                )));
+                return Err(Error::node_state(
+                    &node.name,
+                    format!(
+                        "`{line}` succeeded but {job} still runs (pid {})",
+                        s.pid.map_or("?".into(), |p| p.to_string())
+                    ),
+                ));
             }
         }
         Action::Start | Action::Restart => {
@@ -375,10 +385,10 @@ async fn act_on_job(
             };
             let s = settle(host, node, job, fresh).await?;
             if !(s.running && s.pid.is_some()) {
-                return Err(script_error(format!(
-                    "{}: `{line}` succeeded but {job} is not running",
-                    node.name
-                )));
+                return Err(Error::node_state(
+                    &node.name,
+                    format!("`{line}` succeeded but {job} is not running"),
+                ));
             }
         }
     }
@@ -409,7 +419,7 @@ pub async fn control(
     nodes: &[Node],
     action: Action,
     names: &[String],
-) -> Vec<(String, Result<Vec<String>>)> {
+) -> PerNode<Vec<String>> {
     let label = format!("service {} {}", action.as_str(), names.join(" "));
     host.fan_out(&label, nodes, OnFailure::Stop, |node| async move {
         control_on(host, &node, action, names).await
@@ -423,7 +433,9 @@ pub async fn control(
 /// service do nothing. `restart` always runs. Returns whether it ran the action.
 pub async fn sysv_on(host: &Host, node: &Node, name: &str, action: Action) -> Result<bool> {
     if name.is_empty() || name.starts_with(['-', '.']) || name.contains(['/', '\0']) {
-        return Err(Error::Usage(format!("not an init script name: {name:?}")));
+        return Err(Error::argument(format!(
+            "not an init script name: {name:?}"
+        )));
     }
     let script = format!("/etc/init.d/{name}");
     if action != Action::Restart {
@@ -444,12 +456,7 @@ pub async fn sysv_on(host: &Host, node: &Node, name: &str, action: Action) -> Re
 }
 
 /// [`sysv_on`] on every node, in parallel; a failure stops nodes not yet started.
-pub async fn sysv(
-    host: &Host,
-    nodes: &[Node],
-    name: &str,
-    action: Action,
-) -> Vec<(String, Result<bool>)> {
+pub async fn sysv(host: &Host, nodes: &[Node], name: &str, action: Action) -> PerNode<bool> {
     let label = format!("/etc/init.d/{name} {}", action.as_str());
     host.fan_out(&label, nodes, OnFailure::Stop, |node| async move {
         sysv_on(host, &node, name, action).await

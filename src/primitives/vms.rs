@@ -10,17 +10,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::error::{EXIT_FAILED, Error, Result};
-use crate::host::{Effect, Host, OnFailure, all_ok};
+use crate::error::{Error, Result};
+use crate::host::{Effect, Host, OnFailure, PerNode, all_ok, interrupted};
 use crate::inventory::Node;
 use crate::primitives::parse::virsh::{self, DomState};
 use crate::quote;
 use crate::report::{Event, Level};
 use crate::state::vm_record::{self, VmRecord};
+use crate::wait::{Probe, Waited};
 
 /// The command that lists the running domains.
 pub const LIST: &str = "virsh list --name";
@@ -34,9 +35,6 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a VM may take to show `running` after `virsh start`, or `shut off` after
 /// `virsh destroy`.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Each node's outcome, in node order.
-pub type PerNode<T> = Vec<(String, Result<T>)>;
 
 /// How `stop` waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,24 +54,8 @@ impl Default for StopOptions {
     }
 }
 
-/// Wait `d`, or fail with [`Error::Interrupted`] on Ctrl-C.
-async fn pause(host: &Host, d: Duration) -> Result<()> {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => Ok(()),
-        _ = host.cancel.cancelled() => Err(Error::Interrupted),
-    }
-}
-
 fn log(host: &Host, level: Level, message: String) {
     host.report(Event::Log { level, message });
-}
-
-fn failure(message: String) -> Error {
-    Error::Script {
-        location: None,
-        message,
-        code: EXIT_FAILED,
-    }
 }
 
 /// The running domains of one node (`virsh list --name`, read-only).
@@ -147,21 +129,26 @@ async fn destroy(host: &Host, node: &Node, vm: &str) -> Result<()> {
     if out.code != 0 && !virsh::not_running(&out.stderr) {
         return Err(crate::host::failed(&node.name, &line, &out));
     }
-    let deadline = Instant::now() + CONFIRM_TIMEOUT;
-    loop {
-        let state = domstate(host, node, vm).await?;
-        if state.is_off() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(failure(format!(
-                "{}: {vm:?} is still {} {} s after `{line}`",
-                node.name,
+    let waited = host
+        .poll_until(CONFIRM_TIMEOUT, POLL, async || {
+            let state = domstate(host, node, vm).await?;
+            Ok(if state.is_off() {
+                Probe::Done(())
+            } else {
+                Probe::NotYet(state)
+            })
+        })
+        .await?;
+    match waited {
+        Waited::Done(()) => Ok(()),
+        Waited::Expired(state) => Err(Error::node_state(
+            &node.name,
+            format!(
+                "{vm:?} is still {} {} s after `{line}`",
                 state.as_str(),
                 CONFIRM_TIMEOUT.as_secs()
-            )));
-        }
-        pause(host, POLL).await?;
+            ),
+        )),
     }
 }
 
@@ -174,165 +161,202 @@ async fn destroy(host: &Host, node: &Node, vm: &str) -> Result<()> {
 /// The outer error is a failure before any VM was touched (legacy record not imported,
 /// unreadable record, a node that cannot be listed), or Ctrl-C.
 pub async fn stop(host: &Host, nodes: &[Node], opts: StopOptions) -> Result<PerNode<Vec<String>>> {
-    vm_record::refuse_unimported_legacy(&vm_record::legacy_path())?;
-    let record_path = VmRecord::path(&host.state_dir);
-    let mut record = VmRecord::load(&record_path)?;
-    let listed = all_ok(running(host, nodes).await)?;
-    let listed: BTreeMap<String, Vec<String>> = listed.into_iter().collect();
-
-    if !host.dry_run {
-        let mut added = 0;
-        for (node, vms) in &listed {
-            added += record.merge(node, vms);
-        }
-        if added > 0 {
-            record.save(&record_path)?;
-            log(
-                host,
-                Level::Info,
-                format!("recorded {added} VMs in {}", record_path.display()),
-            );
-        }
-    }
-
-    let listed = &listed;
-    let sent = host
-        .fan_out(
-            "virsh shutdown",
-            nodes,
-            OnFailure::Stop,
-            |node| async move {
-                let vms = listed.get(&node.name).cloned().unwrap_or_default();
-                let results = join_all(vms.iter().map(|vm| shutdown(host, &node, vm))).await;
-                results.into_iter().collect::<Result<Vec<()>>>()?;
-                Ok(vms)
-            },
-        )
-        .await;
+    let listed = record_running(host, nodes).await?;
+    let sent = send_shutdowns(host, nodes, &listed).await;
     if host.dry_run {
         return Ok(sent);
     }
-    if sent
-        .iter()
-        .any(|(_, r)| matches!(r, Err(Error::Interrupted)))
-    {
-        return Err(Error::Interrupted);
-    }
-
-    // Wait for the guests, polling every node that still has some.
+    interrupted(&sent)?;
     let mut outcome: BTreeMap<String, Result<Vec<String>>> = BTreeMap::new();
     let mut pending: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, r) in sent {
-        match r {
-            Ok(vms) if !vms.is_empty() => {
-                pending.insert(name.clone(), vms.clone());
-                outcome.insert(name, Ok(vms));
-            }
-            other => {
-                outcome.insert(name, other);
-            }
+        if let Ok(vms) = &r
+            && !vms.is_empty()
+        {
+            pending.insert(name.clone(), vms.clone());
         }
+        outcome.insert(name, r);
     }
-    let count: usize = pending.values().map(Vec::len).sum();
-    if count > 0 {
-        log(
-            host,
-            Level::Info,
-            format!(
-                "waiting up to {} s for {count} VMs on {} nodes to shut down",
-                opts.timeout.as_secs(),
-                pending.len()
-            ),
-        );
-    }
-    let deadline = Instant::now() + opts.timeout;
-    while !pending.is_empty() {
-        let polled: Vec<Node> = nodes
-            .iter()
-            .filter(|n| pending.contains_key(&n.name))
-            .cloned()
-            .collect();
-        for (name, r) in running(host, &polled).await {
-            match r {
-                Ok(active) => {
-                    if let Some(vms) = pending.get_mut(&name) {
-                        vms.retain(|v| active.contains(v));
-                    }
-                }
-                Err(Error::Interrupted) => return Err(Error::Interrupted),
-                Err(e) => {
-                    pending.remove(&name);
-                    outcome.insert(name, Err(e));
-                }
-            }
-        }
-        pending.retain(|_, vms| !vms.is_empty());
-        let now = Instant::now();
-        if pending.is_empty() || now >= deadline {
-            break;
-        }
-        pause(host, POLL.min(deadline - now)).await?;
-    }
-
-    if !pending.is_empty() {
+    let stuck = wait_off(host, nodes, pending, opts.timeout, &mut outcome).await?;
+    if !stuck.is_empty() {
         if opts.force {
-            let stuck: Vec<Node> = nodes
-                .iter()
-                .filter(|n| pending.contains_key(&n.name))
-                .cloned()
-                .collect();
-            log(
-                host,
-                Level::Warn,
-                format!(
-                    "powering off VMs that ignored the shutdown for {} s: {}",
-                    opts.timeout.as_secs(),
-                    describe(&pending)
-                ),
-            );
-            let pending = &pending;
-            let destroyed = host
-                .fan_out(
-                    "virsh destroy",
-                    &stuck,
-                    OnFailure::Continue,
-                    |node| async move {
-                        let vms = pending.get(&node.name).cloned().unwrap_or_default();
-                        let results = join_all(vms.iter().map(|vm| destroy(host, &node, vm))).await;
-                        results.into_iter().collect::<Result<Vec<()>>>()
-                    },
-                )
-                .await;
-            for (name, r) in destroyed {
-                match r {
-                    Ok(_) => {}
-                    Err(Error::Interrupted) => return Err(Error::Interrupted),
-                    Err(e) => {
-                        outcome.insert(name, Err(e));
-                    }
-                }
-            }
+            power_off(host, nodes, &stuck, opts.timeout, &mut outcome).await?;
         } else {
-            for (name, vms) in &pending {
-                outcome.insert(
-                    name.clone(),
-                    Err(failure(format!(
-                        "{name}: VMs still running {} s after `virsh shutdown`: {}; they stay in \
-                         the VM record. Wait longer (stop_vms(t, #{{timeout: SECONDS}})), shut \
-                         them down from inside the guest, or power them off with \
-                         stop_vms(t, #{{force: true}})",
-                        opts.timeout.as_secs(),
-                        quoted_list(vms)
-                    ))),
-                );
+            for (name, vms) in &stuck {
+                outcome.insert(name.clone(), Err(still_running(name, vms, opts.timeout)));
             }
         }
     }
-
     Ok(nodes
         .iter()
         .filter_map(|n| outcome.remove_entry(&n.name))
         .collect())
+}
+
+/// The first phase of [`stop`]: list the running VMs of every node and, unless in a dry run,
+/// add them to the VM record before anything is shut down.
+async fn record_running(host: &Host, nodes: &[Node]) -> Result<BTreeMap<String, Vec<String>>> {
+    vm_record::refuse_unimported_legacy(&vm_record::legacy_path())?;
+    let record_path = VmRecord::path(&host.state_dir);
+    let mut record = VmRecord::load(&record_path)?;
+    let listed: BTreeMap<String, Vec<String>> =
+        all_ok(running(host, nodes).await)?.into_iter().collect();
+    if host.dry_run {
+        return Ok(listed);
+    }
+    let added: usize = listed
+        .iter()
+        .map(|(node, vms)| record.merge(node, vms))
+        .sum();
+    if added > 0 {
+        record.save(&record_path)?;
+        log(
+            host,
+            Level::Info,
+            format!("recorded {added} VMs in {}", record_path.display()),
+        );
+    }
+    Ok(listed)
+}
+
+/// `virsh shutdown` every listed VM, all VMs of a node at once, nodes in parallel; a failure
+/// stops the nodes not yet started. Returns per node the VMs asked to shut down.
+async fn send_shutdowns(
+    host: &Host,
+    nodes: &[Node],
+    listed: &BTreeMap<String, Vec<String>>,
+) -> PerNode<Vec<String>> {
+    host.fan_out(
+        "virsh shutdown",
+        nodes,
+        OnFailure::Stop,
+        |node| async move {
+            let vms = listed.get(&node.name).cloned().unwrap_or_default();
+            let results = join_all(vms.iter().map(|vm| shutdown(host, &node, vm))).await;
+            results.into_iter().collect::<Result<Vec<()>>>()?;
+            Ok(vms)
+        },
+    )
+    .await
+}
+
+/// Wait until the `pending` VMs are off, reading `virsh list --name` on the nodes that still
+/// have some; a node that cannot be read gets its error in `outcome`. Returns the VMs still
+/// running when `timeout` passed (empty when all went off).
+async fn wait_off(
+    host: &Host,
+    nodes: &[Node],
+    mut pending: BTreeMap<String, Vec<String>>,
+    timeout: Duration,
+    outcome: &mut BTreeMap<String, Result<Vec<String>>>,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let count: usize = pending.values().map(Vec::len).sum();
+    if count == 0 {
+        return Ok(pending);
+    }
+    log(
+        host,
+        Level::Info,
+        format!(
+            "waiting up to {} s for {count} VMs on {} nodes to shut down",
+            timeout.as_secs(),
+            pending.len()
+        ),
+    );
+    let waited = host
+        .poll_until(timeout, POLL, async || {
+            let polled: Vec<Node> = nodes
+                .iter()
+                .filter(|n| pending.contains_key(&n.name))
+                .cloned()
+                .collect();
+            for (name, r) in running(host, &polled).await {
+                match r {
+                    Ok(active) => {
+                        if let Some(vms) = pending.get_mut(&name) {
+                            vms.retain(|v| active.contains(v));
+                        }
+                    }
+                    Err(Error::Interrupted) => return Err(Error::Interrupted),
+                    Err(e) => {
+                        pending.remove(&name);
+                        outcome.insert(name, Err(e));
+                    }
+                }
+            }
+            pending.retain(|_, vms| !vms.is_empty());
+            Ok(if pending.is_empty() {
+                Probe::Done(())
+            } else {
+                Probe::NotYet(())
+            })
+        })
+        .await?;
+    Ok(match waited {
+        Waited::Done(()) => BTreeMap::new(),
+        Waited::Expired(()) => pending,
+    })
+}
+
+/// Power off (`virsh destroy`) the VMs that ignored their shutdown; a node where that fails
+/// gets its error in `outcome`.
+async fn power_off(
+    host: &Host,
+    nodes: &[Node],
+    stuck: &BTreeMap<String, Vec<String>>,
+    timeout: Duration,
+    outcome: &mut BTreeMap<String, Result<Vec<String>>>,
+) -> Result<()> {
+    let targets: Vec<Node> = nodes
+        .iter()
+        .filter(|n| stuck.contains_key(&n.name))
+        .cloned()
+        .collect();
+    log(
+        host,
+        Level::Warn,
+        format!(
+            "powering off VMs that ignored the shutdown for {} s: {}",
+            timeout.as_secs(),
+            describe(stuck)
+        ),
+    );
+    let destroyed = host
+        .fan_out(
+            "virsh destroy",
+            &targets,
+            OnFailure::Continue,
+            |node| async move {
+                let vms = stuck.get(&node.name).cloned().unwrap_or_default();
+                let results = join_all(vms.iter().map(|vm| destroy(host, &node, vm))).await;
+                results.into_iter().collect::<Result<Vec<()>>>()
+            },
+        )
+        .await;
+    for (name, r) in destroyed {
+        match r {
+            Ok(_) => {}
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            Err(e) => {
+                outcome.insert(name, Err(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error of a node whose VMs outlived their shutdown's deadline.
+fn still_running(node: &str, vms: &[String], timeout: Duration) -> Error {
+    Error::node_state(
+        node,
+        format!(
+            "VMs still running {} s after `virsh shutdown`: {}; they stay in the VM record. \
+             Wait longer (stop_vms(t, #{{timeout: SECONDS}})), shut them down from inside the \
+             guest, or power them off with stop_vms(t, #{{force: true}})",
+            timeout.as_secs(),
+            quoted_list(vms)
+        ),
+    )
 }
 
 fn quoted_list(vms: &[String]) -> String {
@@ -367,28 +391,27 @@ async fn start_one(
     if out.code != 0 && !virsh::already_active(&out.stderr) {
         return Err(crate::host::failed(&node.name, &line, &out));
     }
-    let deadline = Instant::now() + CONFIRM_TIMEOUT;
-    loop {
-        let state = domstate(host, node, vm).await?;
-        match state {
-            DomState::Running | DomState::Idle => break,
-            s if s.is_off() => {
-                return Err(failure(format!(
-                    "{}: {vm:?} is {} right after `{line}`",
-                    node.name,
-                    s.as_str()
-                )));
+    let waited = host
+        .poll_until(CONFIRM_TIMEOUT, POLL, async || {
+            match domstate(host, node, vm).await? {
+                DomState::Running | DomState::Idle => Ok(Probe::Done(())),
+                s if s.is_off() => Err(Error::node_state(
+                    &node.name,
+                    format!("{vm:?} is {} right after `{line}`", s.as_str()),
+                )),
+                s => Ok(Probe::NotYet(s)),
             }
-            s if Instant::now() >= deadline => {
-                return Err(failure(format!(
-                    "{}: {vm:?} is still {} {} s after `{line}`",
-                    node.name,
-                    s.as_str(),
-                    CONFIRM_TIMEOUT.as_secs()
-                )));
-            }
-            _ => pause(host, POLL).await?,
-        }
+        })
+        .await?;
+    if let Waited::Expired(s) = waited {
+        return Err(Error::node_state(
+            &node.name,
+            format!(
+                "{vm:?} is still {} {} s after `{line}`",
+                s.as_str(),
+                CONFIRM_TIMEOUT.as_secs()
+            ),
+        ));
     }
     let mut record = record
         .lock()
@@ -410,38 +433,9 @@ pub async fn start(host: &Host, nodes: Option<&[Node]>) -> Result<PerNode<Vec<St
     vm_record::refuse_unimported_legacy(&vm_record::legacy_path())?;
     let record_path = VmRecord::path(&host.state_dir);
     let record = VmRecord::load(&record_path)?;
-    let mut missing: Vec<(String, Result<Vec<String>>)> = Vec::new();
-    let targets: Vec<Node> = match nodes {
-        Some(nodes) => nodes.to_vec(),
-        None => {
-            let in_scope = host.targets(None);
-            let mut chosen = Vec::new();
-            for name in record.nodes().keys() {
-                if let Some(n) = in_scope.iter().find(|n| &n.name == name) {
-                    chosen.push(n.clone());
-                } else if host.inventory.node(name).is_some() {
-                    log(
-                        host,
-                        Level::Warn,
-                        format!(
-                            "start_vms: {name} is outside this run's nodes (--limit); its VMs \
-                             stay in the VM record: {}",
-                            quoted_list(record.vms(name))
-                        ),
-                    );
-                } else {
-                    missing.push((
-                        name.clone(),
-                        Err(failure(format!(
-                            "{name}: the VM record names this node, which is not in the \
-                             inventory; its VMs stay recorded: {}",
-                            quoted_list(record.vms(name))
-                        ))),
-                    ));
-                }
-            }
-            chosen
-        }
+    let (targets, mut missing) = match nodes {
+        Some(nodes) => (nodes.to_vec(), Vec::new()),
+        None => recorded_targets(host, &record),
     };
     let todo: BTreeMap<String, Vec<String>> = targets
         .iter()
@@ -456,39 +450,84 @@ pub async fn start(host: &Host, nodes: Option<&[Node]>) -> Result<PerNode<Vec<St
             OnFailure::Continue,
             |node| async move {
                 let vms = todo.get(&node.name).cloned().unwrap_or_default();
-                let results = join_all(
-                    vms.iter()
-                        .map(|vm| start_one(host, &node, vm, record, record_path)),
-                )
-                .await;
-                let mut failed = Vec::new();
-                for r in results {
-                    match r {
-                        Ok(()) => {}
-                        Err(Error::Interrupted) => return Err(Error::Interrupted),
-                        Err(e) => failed.push(e.to_string()),
-                    }
-                }
-                if failed.is_empty() {
-                    Ok(vms)
-                } else {
-                    Err(failure(format!(
-                        "{}: {} of {} VMs did not start and stay in the VM record:\n    {}",
-                        node.name,
-                        failed.len(),
-                        vms.len(),
-                        failed.join("\n    ")
-                    )))
-                }
+                start_node(host, &node, vms, record, record_path).await
             },
         )
         .await;
-    if results
-        .iter()
-        .any(|(_, r)| matches!(r, Err(Error::Interrupted)))
-    {
-        return Err(Error::Interrupted);
-    }
-    results.extend(missing);
+    interrupted(&results)?;
+    results.append(&mut missing);
     Ok(results)
+}
+
+/// The nodes of the record that are targets of this run; the others are warned about (outside
+/// `--limit`) or fail (not in the inventory), keeping their VMs recorded.
+fn recorded_targets(host: &Host, record: &VmRecord) -> (Vec<Node>, PerNode<Vec<String>>) {
+    let in_scope = host.targets(None);
+    let mut chosen = Vec::new();
+    let mut missing = Vec::new();
+    for name in record.nodes().keys() {
+        if let Some(n) = in_scope.iter().find(|n| &n.name == name) {
+            chosen.push(n.clone());
+        } else if host.inventory.node(name).is_some() {
+            log(
+                host,
+                Level::Warn,
+                format!(
+                    "start_vms: {name} is outside this run's nodes (--limit); its VMs stay in \
+                     the VM record: {}",
+                    quoted_list(record.vms(name))
+                ),
+            );
+        } else {
+            missing.push((
+                name.clone(),
+                Err(Error::node_state(
+                    name,
+                    format!(
+                        "the VM record names this node, which is not in the inventory; its VMs \
+                         stay recorded: {}",
+                        quoted_list(record.vms(name))
+                    ),
+                )),
+            ));
+        }
+    }
+    (chosen, missing)
+}
+
+/// Start the recorded `vms` of one node, all at once; the node fails naming those that did
+/// not start (they stay recorded).
+async fn start_node(
+    host: &Host,
+    node: &Node,
+    vms: Vec<String>,
+    record: &Mutex<VmRecord>,
+    record_path: &std::path::Path,
+) -> Result<Vec<String>> {
+    let results = join_all(
+        vms.iter()
+            .map(|vm| start_one(host, node, vm, record, record_path)),
+    )
+    .await;
+    let mut failed = Vec::new();
+    for r in results {
+        match r {
+            Ok(()) => {}
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if failed.is_empty() {
+        Ok(vms)
+    } else {
+        Err(Error::node_state(
+            &node.name,
+            format!(
+                "{} of {} VMs did not start and stay in the VM record:\n    {}",
+                failed.len(),
+                vms.len(),
+                failed.join("\n    ")
+            ),
+        ))
+    }
 }

@@ -76,9 +76,10 @@ pub enum Event {
         value: serde_json::Value,
         /// The process exit code.
         code: i32,
-        /// The error, when it failed.
+        /// The error, when it failed: an object with its `kind`, `message` and facts (see
+        /// `Error::to_json` and docs/errors.md).
         #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
+        error: Option<serde_json::Value>,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod seed;
 pub mod shell;
 pub mod state;
 pub mod store;
+pub mod summary;
 pub mod tools;
 pub mod version;
 

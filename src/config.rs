@@ -1,0 +1,187 @@
+//! The command line resolved once into what a run works with, in the manner of ripgrep's
+//! low-level and high-level arguments: clap parses [`crate::cli::Cli`] (merely validated), and
+//! [`Config::resolve`] turns it into a [`Config`] — the inventory loaded (or the built-in
+//! simulated cluster), the state directory and the site directories found, the output mode,
+//! `--limit` parsed, `--forks` — before anything connects. Commands take `&Config` and never
+//! look at the raw command line.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Global};
+use crate::error::{Error, Result};
+use crate::inventory::{Backend, Inventory, Limit};
+use crate::report::human::Verbosity;
+
+/// How the run talks to the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Progress and messages for people, at this verbosity.
+    Human(Verbosity),
+    /// One JSON event per line (`--json`).
+    Json,
+}
+
+/// The environment a run works on: its nodes and where its state is kept.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The inventory (or the built-in simulated cluster's).
+    pub inventory: Inventory,
+    /// The state directory: journal, VM record, steps in progress, run lock.
+    pub state_dir: PathBuf,
+}
+
+impl Environment {
+    /// Where the built-in simulated cluster keeps its nodes (for `-i sim`).
+    pub fn sim_dir(&self) -> PathBuf {
+        self.state_dir.join("sim")
+    }
+}
+
+/// Everything a command needs from the command line, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The environment, when the command works on one (not for `list`, `show`, `edit`).
+    env: Option<Environment>,
+    /// The inventory file named with `-i`, when one is (not for the simulated cluster).
+    pub inventory_file: Option<PathBuf>,
+    /// The site runbook directory that exists: `--runbook-dir`, else `runbooks/` beside the
+    /// inventory file.
+    pub runbook_dir: Option<PathBuf>,
+    /// Where `edit` copies a shipped runbook: `--runbook-dir`, else `runbooks/` beside the
+    /// inventory file, existing or not.
+    pub edit_dir: Option<PathBuf>,
+    /// The site stdlib directory that exists: `--stdlib-dir`, else `stdlib/` beside the
+    /// inventory file.
+    pub stdlib_dir: Option<PathBuf>,
+    /// How to talk to the operator.
+    pub output: OutputMode,
+    /// `--limit`.
+    pub limit: Option<Limit>,
+    /// `--forks`.
+    pub forks: usize,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--force`.
+    pub force: bool,
+    /// `--yes`.
+    pub assume_yes: bool,
+    /// `--skip-vm`.
+    pub skip_vm: bool,
+}
+
+impl Config {
+    /// Resolve the parsed command line. The inventory is loaded (and checked) only when the
+    /// command works on an environment; a malformed one is an error with file:line:col.
+    pub fn resolve(cli: &Cli) -> Result<Config> {
+        let g = &cli.global;
+        let needs_env = match &cli.command {
+            Some(c) => c.needs_environment(),
+            None => true,
+        };
+        let inventory_file = g
+            .inventory
+            .as_ref()
+            .filter(|p| p.to_str().and_then(Inventory::simulated_spec).is_none())
+            .cloned();
+        let beside = |name: &str| {
+            inventory_file
+                .as_ref()
+                .and_then(|p| p.parent())
+                .map(|d| d.join(name))
+        };
+        let existing = |option: &Option<PathBuf>, name: &str| {
+            option
+                .clone()
+                .or_else(|| beside(name).filter(|d| d.is_dir()))
+        };
+        let limit = g.limit.as_deref().map(Limit::parse).transpose()?;
+        let env = if needs_env {
+            Some(environment(g, limit.as_ref())?)
+        } else {
+            None
+        };
+        Ok(Config {
+            env,
+            runbook_dir: existing(&g.runbook_dir, "runbooks"),
+            edit_dir: g.runbook_dir.clone().or_else(|| beside("runbooks")),
+            stdlib_dir: existing(&g.stdlib_dir, "stdlib"),
+            inventory_file,
+            output: Config::output_of(g),
+            limit,
+            forks: usize::from(g.forks),
+            dry_run: g.dry_run,
+            force: g.force,
+            assume_yes: g.yes,
+            skip_vm: g.skip_vm,
+        })
+    }
+
+    /// The environment of the run; a command that needs one always has it (see
+    /// [`crate::cli::Command::needs_environment`]).
+    pub fn env(&self) -> Result<&Environment> {
+        self.env.as_ref().ok_or_else(|| {
+            Error::Internal("this command was resolved without an environment".into())
+        })
+    }
+
+    /// The output mode the global options ask for (known before anything else is resolved,
+    /// so that even a failed resolution is reported in that mode).
+    pub fn output_of(g: &Global) -> OutputMode {
+        if g.json {
+            OutputMode::Json
+        } else if g.quiet {
+            OutputMode::Human(Verbosity::Quiet)
+        } else if g.verbose {
+            OutputMode::Human(Verbosity::Verbose)
+        } else {
+            OutputMode::Human(Verbosity::Normal)
+        }
+    }
+
+    /// Whether output is `--json`.
+    pub fn json(&self) -> bool {
+        self.output == OutputMode::Json
+    }
+}
+
+/// Load the inventory `-i` names (or the simulated cluster's) and find the state directory.
+fn environment(g: &Global, limit: Option<&Limit>) -> Result<Environment> {
+    let Some(path) = &g.inventory else {
+        return Err(Error::Usage(
+            "no inventory: give -i FILE, or -i sim for the built-in simulated cluster (or set OVSUP_INVENTORY)".into(),
+        ));
+    };
+    let inventory = match path.to_str().and_then(Inventory::simulated_spec) {
+        Some(n) => Inventory::simulated(n?),
+        None => Inventory::load(path)?,
+    };
+    if let Some(l) = limit
+        && inventory.targets(Some(l), None).next().is_none()
+    {
+        return Err(Error::Usage(format!(
+            "--limit {:?} matches no target node of the inventory",
+            l.as_str()
+        )));
+    }
+    let state_dir = match &g.state_dir {
+        Some(d) => d.clone(),
+        None => crate::state::default_dir(&inventory.stem())?,
+    };
+    Ok(Environment {
+        inventory,
+        state_dir,
+    })
+}
+
+impl Environment {
+    /// Whether the environment is the built-in simulated cluster.
+    pub fn is_simulated(&self) -> bool {
+        self.inventory.backend == Backend::Sim
+    }
+
+    /// The state directory, created (0700) if missing.
+    pub fn ensure_state_dir(&self) -> Result<&Path> {
+        crate::state::ensure_dir(&self.state_dir)?;
+        Ok(&self.state_dir)
+    }
+}
