@@ -231,8 +231,33 @@ impl Error {
         }
     }
 
-    /// The kind of failure, as `--json` names it (the list is in docs/errors.md).
+    /// The one failure that matters, when there is one: the error itself, or — for a fan-out
+    /// where exactly one node failed (the others succeeded or were not started because of
+    /// it) — that node's failure. Its kind and facts are the error's.
+    pub fn sole(&self) -> Option<&Error> {
+        match self {
+            Error::At { error, .. } => error.sole(),
+            Error::Nodes { failures, .. } => {
+                let mut real = failures
+                    .iter()
+                    .filter(|f| !matches!(f, Error::NotStarted { .. }));
+                match (real.next(), real.next()) {
+                    (Some(one), None) => one.sole(),
+                    _ => None,
+                }
+            }
+            other => Some(other),
+        }
+    }
+
+    /// The kind of failure, as `--json` names it (the list is in docs/errors.md); a fan-out
+    /// where one node failed has that node's kind, one where several did is `nodes`.
     pub fn kind(&self) -> &'static str {
+        if let Some(sole) = self.sole()
+            && !std::ptr::eq(sole, self)
+        {
+            return sole.kind();
+        }
         match self {
             Error::Usage(_) => "usage",
             Error::Inventory { .. } => "inventory",
@@ -300,20 +325,18 @@ impl Error {
 
     /// The remote command, when a command failed, timed out or printed something unexpected.
     pub fn command(&self) -> Option<&str> {
-        match self {
+        match self.sole()? {
             Error::Remote { command, .. }
             | Error::Timeout { command, .. }
             | Error::Unexpected { command, .. } => Some(command),
-            Error::At { error, .. } => error.command(),
             _ => None,
         }
     }
 
     /// The remote command's exit code, when it exited non-zero.
     pub fn exit_code(&self) -> Option<i32> {
-        match self {
+        match self.sole()? {
             Error::Remote { code, .. } => Some(*code),
-            Error::At { error, .. } => error.exit_code(),
             _ => None,
         }
     }
@@ -375,34 +398,19 @@ impl Error {
                 json!({"file": loc.file.display().to_string(), "line": loc.line, "column": loc.column}),
             );
         }
-        match self.innermost() {
-            Error::Remote { stderr, .. } if !stderr.trim().is_empty() => {
-                o.insert("stderr_tail".into(), stderr.trim_end().into());
-            }
-            Error::Argument { function, .. } if !function.is_empty() => {
-                o.insert("function".into(), function.as_str().into());
-            }
-            Error::Unexpected { line, .. } => {
-                o.insert("line".into(), line.as_str().into());
-            }
-            Error::Timeout { seconds, .. } => {
-                o.insert("seconds".into(), (*seconds).into());
-            }
-            Error::Io { path, .. } => {
-                o.insert("path".into(), path.display().to_string().into());
-            }
-            Error::Nodes { total, failures } => {
-                o.insert("total".into(), (*total).into());
-                o.insert(
-                    "failures".into(),
-                    failures
-                        .iter()
-                        .map(Error::to_json)
-                        .collect::<Vec<_>>()
-                        .into(),
-                );
-            }
-            _ => {}
+        if let Some(sole) = self.sole() {
+            sole_facts(sole, &mut o);
+        }
+        if let Error::Nodes { total, failures } = self.innermost() {
+            o.insert("total".into(), (*total).into());
+            o.insert(
+                "failures".into(),
+                failures
+                    .iter()
+                    .map(Error::to_json)
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
         }
         Value::Object(o)
     }
@@ -430,6 +438,28 @@ impl Error {
             function: String::new(),
             message: message.into(),
         }
+    }
+}
+
+/// The facts particular to one kind of error, for [`Error::to_json`].
+fn sole_facts(e: &Error, o: &mut Map<String, Value>) {
+    match e {
+        Error::Remote { stderr, .. } if !stderr.trim().is_empty() => {
+            o.insert("stderr_tail".into(), stderr.trim_end().into());
+        }
+        Error::Argument { function, .. } if !function.is_empty() => {
+            o.insert("function".into(), function.as_str().into());
+        }
+        Error::Unexpected { line, .. } => {
+            o.insert("line".into(), line.as_str().into());
+        }
+        Error::Timeout { seconds, .. } => {
+            o.insert("seconds".into(), (*seconds).into());
+        }
+        Error::Io { path, .. } => {
+            o.insert("path".into(), path.display().to_string().into());
+        }
+        _ => {}
     }
 }
 

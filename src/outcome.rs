@@ -40,7 +40,7 @@ pub struct Failure {
     /// Why it failed.
     pub error: Error,
     /// What it produced before failing, if anything.
-    pub shown: Option<Outcome>,
+    pub shown: Option<Box<Outcome>>,
 }
 
 impl From<Error> for Failure {

@@ -7,12 +7,12 @@ use crate::error::{Error, Result};
 /// refuses NUL — a NUL cannot cross to a remote shell intact).
 pub fn join<S: AsRef<str>>(argv: &[S]) -> Result<String> {
     if argv.is_empty() {
-        return Err(Error::Usage(
-            "empty command: expected at least a program name".into(),
+        return Err(Error::argument(
+            "empty command: expected at least a program name",
         ));
     }
     shlex::try_join(argv.iter().map(AsRef::as_ref))
-        .map_err(|_| Error::Usage("a command argument contains a NUL byte".into()))
+        .map_err(|_| Error::argument("a command argument contains a NUL byte"))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ where
         .and_then(|config| execute(&cli, &config, reporter.clone()));
     let (shown, error) = match result {
         Ok(outcome) => (Some(outcome), None),
-        Err(Failure { error, shown }) => (shown, Some(error)),
+        Err(Failure { error, shown }) => (shown.map(|b| *b), Some(error)),
     };
     let code = error.as_ref().map_or(EXIT_OK, Error::code);
     if json {

@@ -2,8 +2,10 @@
 mod support;
 
 mod cli;
+mod errors;
 mod exec;
 mod files;
+mod host_primitives;
 mod interrupt;
 mod primitives_apt;
 mod primitives_cluster;

@@ -52,6 +52,6 @@ pub fn list(config: &Config, reporter: std::sync::Arc<dyn Reporter>, ping: bool)
             total: targets.len(),
             failures: unreachable,
         },
-        shown: Some(Outcome::Nodes(rows)),
+        shown: Some(Box::new(Outcome::Nodes(rows))),
     })
 }

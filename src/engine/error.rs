@@ -103,6 +103,30 @@ impl Sources {
         }
     }
 
+    /// Where a source imports module `path` (`import "path"`): its name and the position of
+    /// the path's string. Rhai resolves the imports of a whole runbook before running it and
+    /// gives no position then; this finds the statement that asked.
+    pub fn find_import(&self, path: &str) -> Option<(String, Position)> {
+        let quoted = format!("\"{path}\"");
+        let sources = self.0.lock().ok()?;
+        let mut names: Vec<&String> = sources.keys().collect();
+        names.sort();
+        names.into_iter().find_map(|name| {
+            sources[name].lines().enumerate().find_map(|(i, line)| {
+                let at = line.find(&quoted)?;
+                let before = line[..at].trim_end();
+                before.ends_with("import").then(|| {
+                    let column = line[..at].chars().count() + 1;
+                    let pos = Position::new(
+                        u16::try_from(i + 1).unwrap_or(u16::MAX),
+                        u16::try_from(column).unwrap_or(u16::MAX),
+                    );
+                    (name.clone(), pos)
+                })
+            })
+        })
+    }
+
     /// The location of `pos` in `source`.
     pub fn locate(&self, source: &str, pos: Position) -> Option<Location> {
         let line = pos.line()?;

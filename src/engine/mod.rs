@@ -153,7 +153,9 @@ pub fn register(engine: &mut Engine) {
     }
 }
 
-/// Compile a script, reporting a syntax error at its file, line and column (exit 2).
+/// Compile a script with every module it imports (resolved now, not when the `import` runs,
+/// so that a missing or broken module is found before the first command), reporting what is
+/// wrong at its file, line and column (exit 2).
 pub fn compile(
     engine: &Engine,
     script: &Script,
@@ -162,15 +164,18 @@ pub fn compile(
 ) -> Result<rhai::AST> {
     sources.add(&script.name, &script.text);
     let mut ast = engine
-        .compile_with_scope(scope, &script.text)
-        .map_err(|e| {
-            let pos = e.position();
-            let location = sources.locate(&script.name, pos).unwrap_or_else(|| {
-                location_of(std::path::Path::new(&script.name), &script.text, 0)
-            });
-            Error::ScriptSyntax {
-                location,
-                message: e.err_type().to_string(),
+        .compile_into_self_contained(scope, &script.text)
+        .map_err(|e| match error::from_eval(&e, &script.name, sources) {
+            syntax @ (Error::ScriptSyntax { .. } | Error::Usage(_)) => syntax,
+            other => {
+                let message = other.innermost().to_string();
+                match other.location().cloned() {
+                    Some(location) => Error::ScriptSyntax { location, message },
+                    None => Error::ScriptSyntax {
+                        location: location_of(std::path::Path::new(&script.name), &script.text, 0),
+                        message,
+                    },
+                }
             }
         })?;
     ast.set_source(script.name.as_str());

@@ -57,19 +57,24 @@ impl rhai::ModuleResolver for StdlibResolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let not_found = |what: String| {
+            let err = |pos| Box::new(EvalAltResult::ErrorModuleNotFound(what.clone(), pos));
+            match self.sources.find_import(path) {
+                Some((source, at)) if pos.is_none() => Box::new(EvalAltResult::ErrorInModule(
+                    source,
+                    err(at),
+                    Position::NONE,
+                )),
+                _ => err(pos),
+            }
+        };
         if !valid_name(path) {
-            return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
-                format!(
-                    "{path} (a module is named by letters, digits, '_' and '-'; it comes from the stdlib directories only)"
-                ),
-                pos,
+            return Err(not_found(format!(
+                "{path} (a module is named by letters, digits, '_' and '-'; it comes from the stdlib directories only)"
             )));
         }
         let Some((display, text)) = self.find(path) else {
-            return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
-                path.to_string(),
-                pos,
-            )));
+            return Err(not_found(path.to_string()));
         };
         self.sources.add(&display, &text);
         let in_module =

@@ -65,34 +65,9 @@ impl HumanReporter {
 
 impl Reporter for HumanReporter {
     fn report(&self, event: Event) {
-        let normal = self.verbosity >= Verbosity::Normal;
-        let verbose = self.verbosity >= Verbosity::Verbose;
         match event {
-            Event::Begin { label, nodes } if self.live && nodes.len() > 1 => {
-                let Ok(mut s) = self.state.lock() else { return };
-                let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-                let style = ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                for n in &nodes {
-                    let bar = multi.add(ProgressBar::new_spinner());
-                    bar.set_style(style.clone());
-                    bar.set_prefix(n.clone());
-                    bar.set_message(format!("waiting: {label}"));
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    s.bars.insert(n.clone(), bar);
-                }
-                s.total = nodes.len();
-                s.failed = 0;
-                s.multi = Some(multi);
-            }
-            Event::Begin { .. } => {}
-            Event::Exec { node, command } => {
-                if let Ok(s) = self.state.lock()
-                    && let Some(bar) = s.bars.get(&node)
-                {
-                    bar.set_message(format!("running: {command}"));
-                }
-            }
+            Event::Begin { label, nodes } => self.begin(label, &nodes),
+            Event::Exec { node, command } => self.exec(&node, &command),
             Event::Done {
                 node,
                 command,
@@ -101,75 +76,127 @@ impl Reporter for HumanReporter {
                 error,
                 dry_run,
                 ..
-            } => {
-                let outcome = match (&error, code, dry_run) {
-                    (_, _, true) => "would run".to_string(),
-                    (Some(e), _, _) => format!("FAILED: {e}"),
-                    (None, Some(0), _) => format!("ok ({ms} ms)"),
-                    (None, Some(c), _) => format!("exit {c} ({ms} ms)"),
-                    (None, None, _) => "ended".to_string(),
-                };
-                // A non-zero exit is an answer (a probe's "no"), not a failure to reach the node;
-                // when it is a failure, the runbook's error says so.
-                let failed = error.is_some();
-                let Ok(mut s) = self.state.lock() else { return };
-                if failed {
-                    s.failed += 1;
-                }
-                if let Some(bar) = s.bars.get(&node) {
-                    bar.set_message(format!("{outcome}: {command}"));
-                    return;
-                }
-                drop(s);
-                if error.is_some() && normal {
-                    // The error already names the node and the command.
-                    self.line(&outcome);
-                } else if dry_run || verbose {
-                    // A non-zero exit is often expected (a probe, a try_*); when it is a
-                    // failure, the raised error says so once, at the end.
-                    self.line(&format!("{node}: {outcome}: {command}"));
-                }
-            }
-            Event::End { label } => {
-                let Ok(mut s) = self.state.lock() else { return };
-                if let Some(m) = s.multi.take() {
-                    for (_, bar) in s.bars.drain() {
-                        bar.finish_and_clear();
-                    }
-                    let _ = m.clear();
-                    let summary = if s.failed == 0 {
-                        format!("{label}: {} nodes done", s.total)
-                    } else {
-                        format!(
-                            "{label}: {} of {} nodes unreachable or timed out",
-                            s.failed, s.total
-                        )
-                    };
-                    if summary != s.last_summary {
-                        let _ = writeln!(std::io::stderr(), "{summary}");
-                        s.last_summary = summary;
-                    }
-                }
-            }
-            Event::Log { level, message } => {
-                let show = match level {
-                    Level::Warn => true,
-                    Level::Info => normal,
-                    Level::Debug => verbose,
-                };
-                if show {
-                    let prefix = if level == Level::Warn {
-                        "warning: "
-                    } else {
-                        ""
-                    };
-                    self.line(&format!("{prefix}{message}"));
-                    if let Ok(mut s) = self.state.lock() {
-                        s.last_summary.clear();
-                    }
-                }
-            }
+            } => self.done(&node, &command, code, ms, error.as_deref(), dry_run),
+            Event::End { label } => self.end(&label),
+            Event::Log { level, message } => self.log(level, &message),
             Event::Result { .. } => {}
+        }
+    }
+}
+
+impl HumanReporter {
+    /// A fan-out begins: on a terminal, one live line per node.
+    fn begin(&self, label: String, nodes: &[String]) {
+        if !self.live || nodes.len() < 2 {
+            return;
+        }
+        let Ok(mut s) = self.state.lock() else { return };
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        for n in nodes {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(style.clone());
+            bar.set_prefix(n.clone());
+            bar.set_message(format!("waiting: {label}"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            s.bars.insert(n.clone(), bar);
+        }
+        s.total = nodes.len();
+        s.failed = 0;
+        s.multi = Some(multi);
+    }
+
+    /// A command starts: its node's live line says so.
+    fn exec(&self, node: &str, command: &str) {
+        if let Ok(s) = self.state.lock()
+            && let Some(bar) = s.bars.get(node)
+        {
+            bar.set_message(format!("running: {command}"));
+        }
+    }
+
+    /// A command ended: its node's live line, or a plain line for a failure (and for every
+    /// command with `--verbose`, every would-be command of a dry run).
+    fn done(
+        &self,
+        node: &str,
+        command: &str,
+        code: Option<i32>,
+        ms: u64,
+        error: Option<&str>,
+        dry_run: bool,
+    ) {
+        let outcome = match (error, code, dry_run) {
+            (_, _, true) => "would run".to_string(),
+            (Some(e), _, _) => format!("FAILED: {e}"),
+            (None, Some(0), _) => format!("ok ({ms} ms)"),
+            (None, Some(c), _) => format!("exit {c} ({ms} ms)"),
+            (None, None, _) => "ended".to_string(),
+        };
+        let Ok(mut s) = self.state.lock() else { return };
+        // A non-zero exit is an answer (a probe's "no"), not a failure to reach the node;
+        // when it is a failure, the runbook's error says so.
+        if error.is_some() {
+            s.failed += 1;
+        }
+        if let Some(bar) = s.bars.get(node) {
+            bar.set_message(format!("{outcome}: {command}"));
+            return;
+        }
+        drop(s);
+        if error.is_some() && self.verbosity >= Verbosity::Normal {
+            // The error already names the node and the command.
+            self.line(&outcome);
+        } else if dry_run || self.verbosity >= Verbosity::Verbose {
+            // A non-zero exit is often expected (a probe, a try_*); when it is a failure, the
+            // raised error says so once, at the end.
+            self.line(&format!("{node}: {outcome}: {command}"));
+        }
+    }
+
+    /// A fan-out ended: the live lines give way to one summary (said once, not once per round
+    /// of a polling wait).
+    fn end(&self, label: &str) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let Some(m) = s.multi.take() else { return };
+        for (_, bar) in s.bars.drain() {
+            bar.finish_and_clear();
+        }
+        let _ = m.clear();
+        let summary = if s.failed == 0 {
+            format!("{label}: {} nodes done", s.total)
+        } else {
+            format!(
+                "{label}: {} of {} nodes unreachable or timed out",
+                s.failed, s.total
+            )
+        };
+        if summary != s.last_summary {
+            let _ = writeln!(std::io::stderr(), "{summary}");
+            s.last_summary = summary;
+        }
+    }
+
+    /// A runbook's message, by level: warnings always, information unless `-q`, debug with
+    /// `--verbose`.
+    fn log(&self, level: Level, message: &str) {
+        let show = match level {
+            Level::Warn => true,
+            Level::Info => self.verbosity >= Verbosity::Normal,
+            Level::Debug => self.verbosity >= Verbosity::Verbose,
+        };
+        if !show {
+            return;
+        }
+        let prefix = if level == Level::Warn {
+            "warning: "
+        } else {
+            ""
+        };
+        self.line(&format!("{prefix}{message}"));
+        if let Ok(mut s) = self.state.lock() {
+            s.last_summary.clear();
         }
     }
 }

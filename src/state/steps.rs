@@ -35,10 +35,18 @@ impl Steps {
     /// Every step in progress, by name.
     pub fn read(&self) -> Result<BTreeMap<String, Step>> {
         match std::fs::read_to_string(&self.path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Usage(format!(
-                "{}: not a steps file ({e}); it records interrupted upgrade steps: inspect it, and remove it only if no step is unfinished",
-                self.path.display()
-            ))),
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                Error::io(
+                    &self.path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "not a steps file ({e}); it records interrupted upgrade steps: \
+                             inspect it, and remove it only if no step is unfinished"
+                        ),
+                    ),
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(Error::io(&self.path, e)),
         }
@@ -95,6 +103,8 @@ mod tests {
         steps.done("alba").expect("done");
         assert!(!steps.in_progress("alba").expect("read"));
         std::fs::write(dir.path().join("steps.json"), "{oops").expect("write");
-        assert_eq!(steps.read().expect_err("malformed").code(), 2);
+        let e = steps.read().expect_err("malformed");
+        assert_eq!(e.code(), 1);
+        assert!(e.to_string().contains("steps.json"), "{e}");
     }
 }

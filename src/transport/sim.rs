@@ -36,7 +36,10 @@ impl SimTransport {
         })
         .await
         .map_err(|e| Error::Internal(format!("simulator task: {e}")))?
-        .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))?;
+        .map_err(|message| Error::Simulator {
+            node: node.name.clone(),
+            message,
+        })?;
         Ok(Output {
             code: out.code,
             stdout: out.stdout,
@@ -51,7 +54,7 @@ impl SimTransport {
         let read = tokio::task::spawn_blocking(move || sim.read_file(&path_owned))
             .await
             .map_err(|e| Error::Internal(format!("simulator task: {e}")))?
-            .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))?;
+            .map_err(|e| simulator(node, e))?;
         read.map(String::into_bytes).ok_or_else(|| Error::Remote {
             node: node.name.clone(),
             command: format!("cat -- {path}"),
@@ -64,7 +67,7 @@ impl SimTransport {
     pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>) -> Result<()> {
         let sim = self.node(node)?;
         let text = String::from_utf8(bytes).map_err(|_| {
-            Error::Usage(format!(
+            Error::argument(format!(
                 "{}: the simulator holds text files only, and {path} is binary",
                 node.name
             ))
@@ -73,7 +76,7 @@ impl SimTransport {
         tokio::task::spawn_blocking(move || sim.write_file(&path_owned, &text))
             .await
             .map_err(|e| Error::Internal(format!("simulator task: {e}")))?
-            .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))?
+            .map_err(|e| simulator(node, e))?
             .map_err(|e| Error::Remote {
                 node: node.name.clone(),
                 command: format!("write {path}"),
@@ -84,6 +87,14 @@ impl SimTransport {
 
     fn node(&self, node: &Node) -> Result<crate::sim::SimNode> {
         crate::sim::SimNode::open_virtual(self.state_file(&node.name))
-            .map_err(|e| Error::Internal(format!("simulated node {}: {e}", node.name)))
+            .map_err(|e| simulator(node, e))
+    }
+}
+
+/// A simulated node whose state file failed: the node's machinery, not a command on it.
+fn simulator(node: &Node, e: crate::sim::SimError) -> Error {
+    Error::Simulator {
+        node: node.name.clone(),
+        message: e.to_string(),
     }
 }

@@ -193,39 +193,7 @@ impl SshTransport {
     ) -> Result<(i32, Vec<u8>, Vec<u8>)> {
         let (session, _) = self.connect(node).await?;
         let remote = bounded(line, timeout);
-        let lost = |reason: String| Error::Unreachable {
-            node: node.name.clone(),
-            reason,
-        };
-        let mut attempt = 0;
-        let mut child = loop {
-            attempt += 1;
-            let spawned = session
-                .raw_command(&remote)
-                .stdin(if stdin.is_some() {
-                    openssh::Stdio::piped()
-                } else {
-                    openssh::Stdio::null()
-                })
-                .stdout(openssh::Stdio::piped())
-                .stderr(openssh::Stdio::piped())
-                .spawn()
-                .await;
-            match spawned {
-                Ok(child) => break child,
-                Err(e) => {
-                    let reason = error_chain(&e);
-                    // sshd frees a session slot a little after the previous command's exit
-                    // status reached us; a refused session never ran anything, so it is
-                    // safe to ask again.
-                    if reason.contains("Session open refused") && attempt < SESSION_ATTEMPTS {
-                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                        continue;
-                    }
-                    return Err(lost(reason));
-                }
-            }
-        };
+        let mut child = spawn(&session, node, &remote, stdin.is_some()).await?;
         let input = child.stdin().take();
         let out = child.stdout().take();
         let err = child.stderr().take();
@@ -253,26 +221,40 @@ impl SshTransport {
                 seconds: timeout.as_secs(),
             });
         };
-        let code = match status {
-            Ok(s) => s.code().unwrap_or(255),
+        let code = self.exit_code(node, &session, status).await?;
+        self.touch(node).await;
+        Ok((code, stdout, stderr))
+    }
+
+    /// The exit code of a finished remote command, or the error of a lost connection.
+    async fn exit_code(
+        &self,
+        node: &Node,
+        session: &Session,
+        status: std::result::Result<std::process::ExitStatus, openssh::Error>,
+    ) -> Result<i32> {
+        let lost = |reason: String| Error::Unreachable {
+            node: node.name.clone(),
+            reason,
+        };
+        match status {
+            Ok(s) => Ok(s.code().unwrap_or(255)),
             // The crate turns exit code 127 into an error; to us it is an exit code like any
             // other ("command not found", or the simulator's "not simulated"), with its stderr.
-            Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => 127,
+            Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(127),
             Err(openssh::Error::RemoteProcessTerminated) => {
                 // The multiplex protocol cannot tell a killed process from a lost connection.
                 if session.check().await.is_err() {
                     self.forget(node).await;
                     return Err(lost("connection lost while the command ran".into()));
                 }
-                255
+                Ok(255)
             }
             Err(e) => {
                 self.forget(node).await;
-                return Err(lost(error_chain(&e)));
+                Err(lost(error_chain(&e)))
             }
-        };
-        self.touch(node).await;
-        Ok((code, stdout, stderr))
+        }
     }
 
     async fn touch(&self, node: &Node) {
@@ -306,6 +288,46 @@ impl SshTransport {
             });
         }
         while closing.join_next().await.is_some() {}
+    }
+}
+
+/// Open a session on the master for `remote`. sshd frees a session slot a little after the
+/// previous command's exit status reached us; a refused session never ran anything, so it is
+/// safe to ask again.
+async fn spawn<'s>(
+    session: &'s Session,
+    node: &Node,
+    remote: &str,
+    with_stdin: bool,
+) -> Result<openssh::RemoteChild<'s>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let spawned = session
+            .raw_command(remote)
+            .stdin(if with_stdin {
+                openssh::Stdio::piped()
+            } else {
+                openssh::Stdio::null()
+            })
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await;
+        match spawned {
+            Ok(child) => return Ok(child),
+            Err(e) => {
+                let reason = error_chain(&e);
+                if reason.contains("Session open refused") && attempt < SESSION_ATTEMPTS {
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    continue;
+                }
+                return Err(Error::Unreachable {
+                    node: node.name.clone(),
+                    reason,
+                });
+            }
+        }
     }
 }
 
