@@ -155,22 +155,51 @@ fn environment(g: &Global, limit: Option<&Limit>) -> Result<Environment> {
         Some(n) => Inventory::simulated(n?),
         None => Inventory::load(path)?,
     };
-    if let Some(l) = limit
-        && inventory.targets(Some(l), None).next().is_none()
-    {
-        return Err(Error::Usage(format!(
-            "--limit {:?} matches no target node of the inventory",
-            l.as_str()
-        )));
-    }
+    no_targets(&inventory, limit)?;
     let state_dir = match &g.state_dir {
         Some(d) => d.clone(),
-        None => crate::state::default_dir(&inventory.stem())?,
+        None => {
+            let dir = crate::state::default_dir(&inventory.name)?;
+            if let Some(file) = &inventory.path {
+                crate::state::migrate::check(
+                    &crate::state::base_dir()?,
+                    &inventory.stem(),
+                    &dir,
+                    file,
+                )?;
+            }
+            dir
+        }
     };
     Ok(Environment {
         inventory,
         state_dir,
     })
+}
+
+/// A run with no target node would succeed doing nothing ("no VM runs"): refuse it, saying
+/// why (exit 2).
+fn no_targets(inventory: &Inventory, limit: Option<&Limit>) -> Result<()> {
+    if inventory.targets(limit, None).next().is_some() {
+        return Ok(());
+    }
+    let file = inventory
+        .path
+        .as_ref()
+        .map_or_else(|| "the inventory".to_string(), |p| p.display().to_string());
+    Err(Error::Usage(if inventory.nodes.is_empty() {
+        format!("{file} has no node: add [nodes.NAME] tables with a host")
+    } else if inventory.targets(None, None).next().is_none() {
+        format!(
+            "every node of {file} is excluded (exclude = {:?}): no node to run on",
+            inventory.exclude
+        )
+    } else {
+        format!(
+            "--limit {:?} matches no target node of the inventory",
+            limit.map_or("", |l| l.as_str())
+        )
+    }))
 }
 
 impl Environment {
@@ -179,9 +208,15 @@ impl Environment {
         self.inventory.backend == Backend::Sim
     }
 
-    /// The state directory, created (0700) if missing.
+    /// The state directory, created (0700) if missing, and claimed for this environment (a
+    /// state directory of another environment is refused).
     pub fn ensure_state_dir(&self) -> Result<&Path> {
         crate::state::ensure_dir(&self.state_dir)?;
+        crate::state::environment::claim(
+            &self.state_dir,
+            &self.inventory.name,
+            self.inventory.path.as_deref(),
+        )?;
         Ok(&self.state_dir)
     }
 }

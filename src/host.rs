@@ -66,6 +66,9 @@ pub struct Host {
     reporter: Arc<dyn Reporter>,
     journal: Option<Journal>,
     facts: std::sync::Mutex<HashMap<(String, &'static str), String>>,
+    /// Time the script thread spent blocked in primitives (waiting on nodes, a confirmation):
+    /// not the runbook's own computation, which is bounded (see `engine::budget`).
+    waited_ns: std::sync::atomic::AtomicU64,
 }
 
 /// The parts a [`Host`] is built from.
@@ -125,6 +128,7 @@ impl Host {
             reporter: p.reporter,
             journal: p.journal,
             facts: std::sync::Mutex::default(),
+            waited_ns: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -163,9 +167,24 @@ impl Host {
         self.journal.as_ref().map(|j| j.path().to_path_buf())
     }
 
-    /// Run a future to completion from synchronous code (the script thread).
+    /// Run a future to completion from synchronous code (the script thread); the time it
+    /// takes counts as waiting, not as the script's own computation.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.runtime.block_on(f)
+        let began = Instant::now();
+        let out = self.runtime.block_on(f);
+        self.waited(began.elapsed());
+        out
+    }
+
+    /// Count `d` as time the script thread spent waiting (in a primitive, on the operator).
+    pub fn waited(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.waited_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// How long the script thread has waited in primitives so far.
+    pub fn time_waited(&self) -> Duration {
+        Duration::from_nanos(self.waited_ns.load(Ordering::Relaxed))
     }
 
     /// Fail with [`Error::Interrupted`] once Ctrl-C was pressed.

@@ -64,6 +64,9 @@ pub struct Node {
 /// A parsed inventory.
 #[derive(Debug, Clone)]
 pub struct Inventory {
+    /// The environment's name: `[environment] name`, else derived from the inventory file's
+    /// canonical path ([`derived_name`]); it keys the default state directory.
+    pub name: String,
     /// The file it came from (`None` for the built-in simulated cluster).
     pub path: Option<PathBuf>,
     /// The OpenSSH client config passed as `ssh -F`.
@@ -79,10 +82,17 @@ pub struct Inventory {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    environment: Option<RawEnvironment>,
     #[serde(default)]
     defaults: RawSettings,
     #[serde(default)]
     nodes: BTreeMap<Spanned<String>, RawNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    name: Spanned<String>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -90,8 +100,8 @@ struct RawFile {
 struct RawSettings {
     user: Option<Spanned<String>>,
     port: Option<u16>,
-    identity_file: Option<String>,
-    ssh_config: Option<String>,
+    identity_file: Option<Spanned<String>>,
+    ssh_config: Option<Spanned<String>>,
     host_key_check: Option<HostKeyCheck>,
     exclude: Option<Vec<String>>,
     connect_timeout: Option<Spanned<u64>>,
@@ -104,7 +114,7 @@ struct RawNode {
     host: Spanned<String>,
     user: Option<Spanned<String>>,
     port: Option<u16>,
-    identity_file: Option<String>,
+    identity_file: Option<Spanned<String>>,
     host_key_check: Option<HostKeyCheck>,
     connect_timeout: Option<Spanned<u64>>,
     command_timeout: Option<Spanned<u64>>,
@@ -115,6 +125,137 @@ struct RawNode {
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 const DEFAULT_COMMAND_TIMEOUT: u64 = 600;
 
+/// The longest name a node, host, user or environment may have: a DNS name's 253 characters.
+pub const MAX_NAME_LEN: usize = 253;
+
+/// The text being parsed, for errors at a span.
+struct Parser<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+/// What `[defaults]` gives every node.
+struct Defaults<'a> {
+    connect: Duration,
+    command: Duration,
+    identity_file: Option<PathBuf>,
+    raw: &'a RawSettings,
+}
+
+impl Parser<'_> {
+    fn at(&self, span: Option<Range<usize>>, message: String) -> Error {
+        Error::Inventory {
+            location: location_of(self.path, self.text, span.map(|s| s.start).unwrap_or(0)),
+            message,
+        }
+    }
+
+    fn seconds(&self, v: &Option<Spanned<u64>>, fallback: u64) -> Result<Duration> {
+        match v {
+            Some(s) if *s.get_ref() == 0 => Err(self.at(
+                Some(s.span()),
+                "expected a timeout of at least 1 second".into(),
+            )),
+            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+            None => Ok(Duration::from_secs(fallback)),
+        }
+    }
+
+    /// A file the inventory names, resolved against the inventory's directory; it must be
+    /// readable now.
+    fn file(&self, value: &Spanned<String>) -> Result<PathBuf> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let resolved = resolve_path(base, value.get_ref());
+        match std::fs::File::open(&resolved) {
+            Ok(_) => Ok(resolved),
+            Err(e) => Err(self.at(
+                Some(value.span()),
+                format!("cannot read {}: {e}", resolved.display()),
+            )),
+        }
+    }
+
+    /// One `[nodes.NAME]` table, with the defaults applied and every word screened.
+    fn node(&self, name: Spanned<String>, n: RawNode, d: &Defaults<'_>) -> Result<Node> {
+        check_name(name.get_ref()).map_err(|m| self.at(Some(name.span()), m))?;
+        check_word("host", n.host.get_ref()).map_err(|m| self.at(Some(n.host.span()), m))?;
+        let user = n.user.or_else(|| d.raw.user.clone());
+        if let Some(u) = &user {
+            check_word("user", u.get_ref()).map_err(|m| self.at(Some(u.span()), m))?;
+        }
+        for g in &n.groups {
+            check_name(g).map_err(|m| self.at(Some(n.host.span()), format!("group: {m}")))?;
+        }
+        let identity_file = match &n.identity_file {
+            Some(f) => Some(self.file(f)?),
+            None => d.identity_file.clone(),
+        };
+        Ok(Node {
+            name: name.into_inner(),
+            host: n.host.into_inner(),
+            port: n.port.or(d.raw.port),
+            user: user.map(Spanned::into_inner),
+            identity_file,
+            groups: n.groups,
+            host_key_check: n
+                .host_key_check
+                .or(d.raw.host_key_check)
+                .unwrap_or_default(),
+            connect_timeout: match n.connect_timeout {
+                Some(_) => self.seconds(&n.connect_timeout, DEFAULT_CONNECT_TIMEOUT)?,
+                None => d.connect,
+            },
+            command_timeout: match n.command_timeout {
+                Some(_) => self.seconds(&n.command_timeout, DEFAULT_COMMAND_TIMEOUT)?,
+                None => d.command,
+            },
+        })
+    }
+}
+
+/// The name of an environment whose inventory does not say (`[environment] name`): the
+/// inventory's directory and file names, and a hash of its canonical path — every
+/// environment's inventory tends to be called `inventory.toml`, so the file stem alone would
+/// make two environments share one state directory. `/srv/envs/be-conv-1/inventory.toml`
+/// gives `be-conv-1-inventory-<8 hex digits>`.
+pub fn derived_name(path: &Path) -> String {
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let word = |p: Option<&std::ffi::OsStr>| {
+        p.map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
+        })
+        .filter(|s| !s.is_empty() && !s.starts_with(['-', '.']))
+    };
+    let stem = word(canonical.file_stem()).unwrap_or_else(|| "inventory".into());
+    let dir = word(canonical.parent().and_then(Path::file_name));
+    let base = match dir {
+        Some(dir) => format!("{dir}-{stem}"),
+        None => stem,
+    };
+    let base: String = base.chars().take(64).collect();
+    format!(
+        "{base}-{:08x}",
+        fnv1a(canonical.as_os_str().as_encoded_bytes())
+    )
+}
+
+/// FNV-1a, 32 bits: a tiny hash that is the same on every machine and release (std's
+/// `DefaultHasher` promises neither).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 impl Inventory {
     /// Read and validate an inventory file.
     pub fn load(path: &Path) -> Result<Inventory> {
@@ -122,70 +263,44 @@ impl Inventory {
         Self::parse(path, &text)
     }
 
-    /// Parse inventory text; `path` names it in errors and anchors relative paths.
+    /// Parse inventory text; `path` names it in errors and anchors relative paths. The files
+    /// it names (`ssh_config`, `identity_file`) must exist now: a missing one is an error at
+    /// its key, not a failed connect later.
     pub fn parse(path: &Path, text: &str) -> Result<Inventory> {
-        let at = |span: Option<Range<usize>>, message: String| Error::Inventory {
-            location: location_of(path, text, span.map(|s| s.start).unwrap_or(0)),
-            message,
-        };
+        let p = Parser { path, text };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let message = e.message().to_string();
-            at(e.span(), message)
+            p.at(e.span(), message)
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
         let d = raw.defaults;
         if let Some(user) = &d.user {
-            check_word("user", user.get_ref()).map_err(|m| at(Some(user.span()), m))?;
+            check_word("user", user.get_ref()).map_err(|m| p.at(Some(user.span()), m))?;
         }
-        let seconds = |v: &Option<Spanned<u64>>, fallback: u64| -> Result<Duration> {
-            match v {
-                Some(s) if *s.get_ref() == 0 => Err(at(
-                    Some(s.span()),
-                    "expected a timeout of at least 1 second".into(),
-                )),
-                Some(s) => Ok(Duration::from_secs(*s.get_ref())),
-                None => Ok(Duration::from_secs(fallback)),
-            }
+        let defaults = Defaults {
+            connect: p.seconds(&d.connect_timeout, DEFAULT_CONNECT_TIMEOUT)?,
+            command: p.seconds(&d.command_timeout, DEFAULT_COMMAND_TIMEOUT)?,
+            identity_file: d.identity_file.as_ref().map(|f| p.file(f)).transpose()?,
+            raw: &d,
         };
-        let default_connect = seconds(&d.connect_timeout, DEFAULT_CONNECT_TIMEOUT)?;
-        let default_command = seconds(&d.command_timeout, DEFAULT_COMMAND_TIMEOUT)?;
-        let mut nodes = Vec::with_capacity(raw.nodes.len());
-        for (name, n) in raw.nodes {
-            check_name(name.get_ref()).map_err(|m| at(Some(name.span()), m))?;
-            check_word("host", n.host.get_ref()).map_err(|m| at(Some(n.host.span()), m))?;
-            let user = n.user.or_else(|| d.user.clone());
-            if let Some(u) = &user {
-                check_word("user", u.get_ref()).map_err(|m| at(Some(u.span()), m))?;
+        let nodes = raw
+            .nodes
+            .into_iter()
+            .map(|(name, n)| p.node(name, n, &defaults))
+            .collect::<Result<Vec<_>>>()?;
+        let name = match &raw.environment {
+            Some(env) => {
+                check_name(env.name.get_ref()).map_err(|m| p.at(Some(env.name.span()), m))?;
+                env.name.get_ref().clone()
             }
-            for g in &n.groups {
-                check_name(g).map_err(|m| at(Some(n.host.span()), format!("group: {m}")))?;
-            }
-            nodes.push(Node {
-                name: name.into_inner(),
-                host: n.host.into_inner(),
-                port: n.port.or(d.port),
-                user: user.map(Spanned::into_inner),
-                identity_file: n
-                    .identity_file
-                    .or_else(|| d.identity_file.clone())
-                    .map(|p| resolve_path(base, &p)),
-                groups: n.groups,
-                host_key_check: n.host_key_check.or(d.host_key_check).unwrap_or_default(),
-                connect_timeout: match n.connect_timeout {
-                    Some(_) => seconds(&n.connect_timeout, DEFAULT_CONNECT_TIMEOUT)?,
-                    None => default_connect,
-                },
-                command_timeout: match n.command_timeout {
-                    Some(_) => seconds(&n.command_timeout, DEFAULT_COMMAND_TIMEOUT)?,
-                    None => default_command,
-                },
-            });
-        }
+            None => derived_name(path),
+        };
         Ok(Inventory {
+            name,
             path: Some(path.to_path_buf()),
-            ssh_config: d.ssh_config.map(|p| resolve_path(base, &p)),
+            ssh_config: d.ssh_config.as_ref().map(|f| p.file(f)).transpose()?,
             exclude: d
                 .exclude
+                .clone()
                 .unwrap_or_else(|| LEGACY_EXCLUDES.iter().map(|s| s.to_string()).collect()),
             nodes,
             backend: Backend::Ssh,
@@ -229,6 +344,7 @@ impl Inventory {
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Inventory {
+            name: "sim".into(),
             path: None,
             ssh_config: None,
             exclude: LEGACY_EXCLUDES.iter().map(|s| s.to_string()).collect(),
@@ -257,7 +373,8 @@ impl Inventory {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// The inventory's short name (file stem), used for the default state directory.
+    /// The inventory file's stem: how state directories were keyed before environments had
+    /// names (see `state::migrate`).
     pub fn stem(&self) -> String {
         match &self.path {
             Some(p) => p
@@ -320,8 +437,15 @@ impl Limit {
     }
 }
 
-/// Node and group names: letters, digits, `.`, `_`, `-`, not starting with `-`.
+/// Node, group and environment names: letters, digits, `.`, `_`, `-`, not starting with
+/// `-`, at most [`MAX_NAME_LEN`] characters.
 fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "expected a name of at most {MAX_NAME_LEN} characters, found one of {}",
+            name.len()
+        ));
+    }
     if name.is_empty() || name.starts_with('-') {
         return Err(format!(
             "expected a name not empty and not starting with '-', found {name:?}"
@@ -342,6 +466,12 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 fn check_word(what: &str, value: &str) -> std::result::Result<(), String> {
     if value.is_empty() {
         return Err(format!("expected a {what}, found an empty string"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "expected a {what} of at most {MAX_NAME_LEN} characters, found one of {}",
+            value.len()
+        ));
     }
     if value.starts_with('-') {
         return Err(format!(

@@ -126,7 +126,9 @@ pub mod control_api {
         let _ = write!(err, "{question} [y/N] ");
         let _ = err.flush();
         let mut answer = String::new();
+        let asked = std::time::Instant::now();
         let _ = std::io::stdin().lock().read_line(&mut answer);
+        host.waited(asked.elapsed());
         if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
             Ok(())
         } else {

@@ -163,6 +163,16 @@ pub fn from_eval(err: &EvalAltResult, main_source: &str, sources: &Sources) -> E
             Some(se) => (*se.error).clone(),
             None => script(value.to_string()),
         },
+        EvalAltResult::ErrorTerminated(value, _)
+            if value.clone().into_string().ok().as_deref() == Some(super::budget::OVER_BUDGET) =>
+        {
+            script(format!(
+                "the runbook computed for more than {} s by itself (time spent in primitives \
+                 does not count): a runaway loop? (limit: {}=SECONDS)",
+                super::budget::limit().as_secs_f64(),
+                super::budget::LIMIT_ENV
+            ))
+        }
         EvalAltResult::ErrorTerminated(..) => return Error::Interrupted,
         EvalAltResult::ErrorParsing(..) | EvalAltResult::ErrorModuleNotFound(..) => {
             let message = strip_position(&inner.to_string());

@@ -7,6 +7,7 @@
 //! primitive reference.
 
 pub mod apt;
+pub mod budget;
 pub mod call;
 pub mod cluster;
 pub mod control;
@@ -74,9 +75,10 @@ pub fn unattached(site_stdlib: Option<PathBuf>, sources: Sources) -> Engine {
 /// Build the engine for a run over `host`, importing from `site_stdlib` then the shipped stdlib.
 pub fn build(host: Arc<Host>, site_stdlib: Option<PathBuf>, sources: Sources) -> Engine {
     let mut engine = unattached(site_stdlib, sources);
-    let cancel = host.cancel.clone();
-    // Ctrl-C stops the script at its next operation; primitives watch the same token.
-    engine.on_progress(move |_| cancel.is_cancelled().then_some(Dynamic::UNIT));
+    // Ctrl-C stops the script at its next operation (primitives watch the same token), and so
+    // does a runbook computing too long by itself.
+    let budget = budget::Budget::new(host.clone(), budget::limit());
+    engine.on_progress(move |ops| budget.check(ops));
     let h = host.clone();
     engine.on_print(move |s| {
         h.report(Event::Log {

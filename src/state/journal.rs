@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -62,6 +63,7 @@ impl Journal {
             .collect();
         let path = dir.join(format!("{stamp}-{safe}.jsonl"));
         let file = OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .append(true)
             .open(&path)

@@ -5,7 +5,6 @@
 //! that is how an interrupted run, re-run, converges.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -77,11 +76,7 @@ impl Steps {
 
     fn write(&self, steps: &BTreeMap<String, Step>) -> Result<()> {
         let text = serde_json::to_vec_pretty(steps).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut file = atomic_write_file::AtomicWriteFile::open(&self.path)
-            .map_err(|e| Error::io(&self.path, e))?;
-        file.write_all(&text)
-            .map_err(|e| Error::io(&self.path, e))?;
-        file.commit().map_err(|e| Error::io(&self.path, e))
+        super::write_private(&self.path, &text)
     }
 }
 

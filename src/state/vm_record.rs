@@ -13,7 +13,6 @@
 //! the record and renames it to `….imported` so that it is never imported twice.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -77,11 +76,7 @@ impl VmRecord {
         let mut text = serde_json::to_string_pretty(&self.nodes)
             .map_err(|e| Error::Internal(format!("serializing the VM record: {e}")))?;
         text.push('\n');
-        let mut file =
-            atomic_write_file::AtomicWriteFile::open(path).map_err(|e| Error::io(path, e))?;
-        file.write_all(text.as_bytes())
-            .map_err(|e| Error::io(path, e))?;
-        file.commit().map_err(|e| Error::io(path, e))
+        super::write_private(path, text.as_bytes())
     }
 
     /// True when no VM is recorded.
