@@ -160,13 +160,24 @@ pub struct RunbookArgs {
     pub set: Vec<(String, String)>,
 }
 
+/// Options of `ovsup update`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct UpdateArgs {
+    /// Accept nodes whose sources did not all refresh (`W: Failed to fetch …`): warn, do not fail
+    #[arg(long)]
+    pub allow_failed_sources: bool,
+    /// The runbook options.
+    #[command(flatten)]
+    pub runbook: RunbookArgs,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show per component (arakoon, framework, volumedriver, alba) whether an update is pending, and where
     Check(RunbookArgs),
-    /// apt-get update on every node
-    Update(RunbookArgs),
+    /// apt-get update on every node; a node whose sources did not all refresh fails
+    Update(UpdateArgs),
     /// Go offline: stop the cloud agent on every node, and verify
     Preprocess(RunbookArgs),
     /// Go online: start the cloud agent on every node, and verify
@@ -241,11 +252,18 @@ impl Command {
         )
     }
 
-    /// The shipped runbook a runbook subcommand runs, with its arguments.
-    pub fn runbook(&self) -> Option<(&'static str, &RunbookArgs)> {
-        Some(match self {
+    /// The shipped runbook a runbook subcommand runs, with its `opts` (`--set` pairs and the
+    /// subcommand's own flags).
+    pub fn runbook(&self) -> Option<(&'static str, Vec<(String, String)>)> {
+        if let Command::Update(u) = self {
+            let mut set = u.runbook.set.clone();
+            if u.allow_failed_sources {
+                set.push(("allow_failed_sources".into(), "true".into()));
+            }
+            return Some(("update", set));
+        }
+        let (name, args) = match self {
             Command::Check(a) => ("check", a),
-            Command::Update(a) => ("update", a),
             Command::Preprocess(a) => ("preprocess", a),
             Command::Postprocess(a) => ("postprocess", a),
             Command::Framework(a) => ("framework", a),
@@ -256,7 +274,8 @@ impl Command {
             Command::StopVm(a) => ("stop-vm", a),
             Command::StartVm(a) => ("start-vm", a),
             _ => return None,
-        })
+        };
+        Some((name, args.set.clone()))
     }
 }
 

@@ -66,6 +66,12 @@ pub struct Host {
     reporter: Arc<dyn Reporter>,
     journal: Option<Journal>,
     facts: std::sync::Mutex<HashMap<(String, &'static str), String>>,
+    /// Values computed once per run (the Arakoon clusters' layout…), by key.
+    memo: std::sync::Mutex<HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// What the run runs (its journal's and lock's label).
+    label: String,
+    /// The environment's run lock, taken before the first change (never by a dry run).
+    env_lock: tokio::sync::OnceCell<std::result::Result<crate::state::lock::RunLock, Error>>,
     /// Time the script thread spent blocked in primitives (waiting on nodes, a confirmation):
     /// not the runbook's own computation, which is bounded (see `engine::budget`).
     waited_ns: std::sync::atomic::AtomicU64,
@@ -93,6 +99,8 @@ pub struct HostParts {
     pub reporter: Arc<dyn Reporter>,
     /// The run's journal, if any.
     pub journal: Option<Journal>,
+    /// What the run runs (`alba`, `check+update`, `eval`): its lock's label.
+    pub label: String,
     /// The runtime.
     pub runtime: tokio::runtime::Handle,
 }
@@ -128,7 +136,10 @@ impl Host {
             reporter: p.reporter,
             journal: p.journal,
             facts: std::sync::Mutex::default(),
+            memo: std::sync::Mutex::default(),
             waited_ns: std::sync::atomic::AtomicU64::new(0),
+            label: p.label,
+            env_lock: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -147,6 +158,30 @@ impl Host {
         if let Ok(mut facts) = self.facts.lock() {
             facts.insert((node.name.clone(), key), value);
         }
+    }
+
+    /// A value read from the nodes once per run (what does not change during a run: the
+    /// clusters' members, a node's id): `compute` runs the first time `key` is asked for, and
+    /// its value is kept when it succeeds.
+    pub async fn once<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: &str,
+        compute: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let known = self
+            .memo
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key).cloned())
+            .and_then(|v| v.downcast_ref::<T>().cloned());
+        if let Some(v) = known {
+            return Ok(v);
+        }
+        let v = compute.await?;
+        if let Ok(mut m) = self.memo.lock() {
+            m.insert(key.to_string(), Arc::new(v.clone()));
+        }
+        Ok(v)
     }
 
     /// The target nodes (not excluded, inside `--limit`), optionally of one group.
@@ -211,6 +246,9 @@ impl Host {
                 "{}: the command contains a NUL byte",
                 node.name
             )));
+        }
+        if effect == Effect::Change {
+            self.before_change().await?;
         }
         if self.dry_run && effect == Effect::Change {
             self.record(
@@ -321,6 +359,7 @@ impl Host {
     pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>) -> Result<()> {
         self.check_cancelled()?;
         let label = format!("write {path} ({} bytes)", bytes.len());
+        self.before_change().await?;
         if self.dry_run {
             self.record(
                 node,
@@ -449,6 +488,40 @@ impl Host {
             });
         }
         results.into_iter().map(|(_, n, r)| (n, r)).collect()
+    }
+
+    /// Before the run's first change (a changing command, a file written, the VM record or a
+    /// step mark saved): take the environment's run lock, once (see [`crate::env_lock`]). A
+    /// dry run changes nothing and takes none. Every later change gets the same answer.
+    pub async fn before_change(&self) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        self.env_lock
+            .get_or_init(|| crate::env_lock::acquire(self, &self.label))
+            .await
+            .as_ref()
+            .map(|_| ())
+            .map_err(Clone::clone)
+    }
+
+    /// Ask `node` for the environment's run lock (journaled like a command).
+    pub async fn hold_lock(
+        &self,
+        node: &Node,
+        holder: &str,
+    ) -> Result<crate::transport::node_lock::LockAnswer> {
+        let label = format!("lock {}", crate::transport::node_lock::LOCK_PATH);
+        self.guarded(node, &label, async {
+            let answer = self.transport.hold_lock(node, holder).await?;
+            Ok((Some(0), 0, answer))
+        })
+        .await
+    }
+
+    /// Let go of the run locks held on the nodes.
+    pub async fn release_locks(&self) {
+        self.transport.release_locks().await;
     }
 
     /// Close every connection.

@@ -59,6 +59,8 @@ pub struct Node {
     pub connect_timeout: Duration,
     /// Bound on each remote command.
     pub command_timeout: Duration,
+    /// How long an apt or dpkg command waits for a lock another process holds.
+    pub apt_lock_wait: Duration,
 }
 
 /// A parsed inventory.
@@ -106,6 +108,7 @@ struct RawSettings {
     exclude: Option<Vec<String>>,
     connect_timeout: Option<Spanned<u64>>,
     command_timeout: Option<Spanned<u64>>,
+    apt_lock_wait: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +127,7 @@ struct RawNode {
 
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 const DEFAULT_COMMAND_TIMEOUT: u64 = 600;
+const DEFAULT_APT_LOCK_WAIT: u64 = 120;
 
 /// The longest name a node, host, user or environment may have: a DNS name's 253 characters.
 pub const MAX_NAME_LEN: usize = 253;
@@ -209,6 +213,9 @@ impl Parser<'_> {
                 Some(_) => self.seconds(&n.command_timeout, DEFAULT_COMMAND_TIMEOUT)?,
                 None => d.command,
             },
+            apt_lock_wait: Duration::from_secs(
+                d.raw.apt_lock_wait.unwrap_or(DEFAULT_APT_LOCK_WAIT),
+            ),
         })
     }
 }
@@ -333,6 +340,7 @@ impl Inventory {
             host_key_check: HostKeyCheck::Strict,
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
             command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT),
+            apt_lock_wait: Duration::from_secs(DEFAULT_APT_LOCK_WAIT),
         };
         let mut nodes: Vec<Node> = (0..n)
             .map(|i| node(crate::sim::cluster::storage_name(i), "storage"))

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod env_lock;
 pub mod error;
 pub mod host;
 pub mod inventory;

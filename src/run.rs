@@ -96,15 +96,9 @@ fn execute(cli: &Cli, config: &Config, reporter: Arc<dyn Reporter>) -> CommandRe
         ))
         .into());
     }
-    if let Some((name, args)) = command.runbook() {
+    if let Some((name, set)) = command.runbook() {
         let book = Runbook::find(config, name)?;
-        return Ok(scripts::run(
-            config,
-            reporter,
-            vec![book],
-            &args.set,
-            false,
-        )?);
+        return Ok(scripts::run(config, reporter, vec![book], &set, false)?);
     }
     let outcome = match command {
         Command::Run { runbook, set } => {

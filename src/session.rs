@@ -33,6 +33,7 @@ impl Session {
     ) -> Result<Session> {
         let env = config.env()?;
         let state_dir = env.ensure_state_dir()?.to_path_buf();
+        let journal_label = journal;
         let journal = journal
             .map(|n| Journal::create(&state_dir, n))
             .transpose()?;
@@ -53,6 +54,7 @@ impl Session {
             transport,
             reporter: reporter.clone(),
             journal,
+            label: journal_label.unwrap_or("run").to_string(),
             runtime: runtime.handle().clone(),
         }));
         watch_ctrl_c(&runtime, &host, reporter);

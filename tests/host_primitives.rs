@@ -54,6 +54,7 @@ fn bed() -> Bed {
         transport: Transport::Sim(SimTransport::new(sim)),
         reporter: events.clone(),
         journal: None,
+        label: "test".into(),
         runtime: runtime.handle().clone(),
     }));
     Bed {
@@ -87,7 +88,7 @@ fn apt_update_then_versions_see_the_candidates_on_every_node() {
             "{node}: glob expanded: {v:?}"
         );
     }
-    all_ok(b.runtime.block_on(apt::update(h, &nodes))).expect("update");
+    all_ok(b.runtime.block_on(apt::update(h, &nodes, false))).expect("update");
     for (node, v) in b.runtime.block_on(apt::versions(h, &nodes, &pkgs)) {
         let v = v.expect("versions");
         assert_eq!(v["alba"].installed.as_deref(), Some("0.9.17-1"), "{node}");
@@ -144,7 +145,7 @@ fn a_stuck_vm_fails_its_node_with_the_node_named_and_stays_recorded() {
     assert_eq!(err.kind(), "node_state", "{err}");
     assert_eq!(err.node(), Some("node-01"), "{err}");
     assert!(err.to_string().contains(&format!("{stuck:?}")), "{err}");
-    let record = vms::record(h).expect("record");
+    let record = b.runtime.block_on(vms::record(h)).expect("record");
     assert!(record.vms("node-01").contains(&stuck), "{record:?}");
 }
 

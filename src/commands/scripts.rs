@@ -1,7 +1,8 @@
 //! Running runbooks: a shipped runbook's subcommand (`ovsup alba`), the legacy flags (several
 //! runbooks in the legacy order), `ovsup run NAME|FILE` and `ovsup eval CODE`. Runbooks run
-//! one after the other on one set of connections, under the environment's run lock (a dry run,
-//! which changes nothing, takes none); the first failure stops the sequence.
+//! one after the other on one set of connections; the first change takes the environment's
+//! run lock (`env_lock`: a read-only runbook or a dry run takes none); the first failure
+//! stops the sequence.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::outcome::Outcome;
 use crate::report::{Event, Level, Reporter};
 use crate::session::Session;
-use crate::state::lock::RunLock;
 
 /// A runbook to run, and the short name its journal and lock use.
 pub struct Runbook {
@@ -59,12 +59,7 @@ pub fn run(
         .map(|b| b.name.as_str())
         .collect::<Vec<_>>()
         .join("+");
-    let state_dir = env.ensure_state_dir()?;
-    let _lock = if config.dry_run {
-        None
-    } else {
-        Some(RunLock::acquire(state_dir, &label)?)
-    };
+    env.ensure_state_dir()?;
     let session = Session::open(config, reporter.clone(), Some(&label))?;
     let mut opts = crate::engine::opts_map(set);
     opts.insert("skip_vm".into(), config.skip_vm.into());

@@ -55,7 +55,7 @@ impl Budget {
         if self.host.cancel.is_cancelled() {
             return Some(Dynamic::UNIT);
         }
-        if ops % EVERY != 0 {
+        if !ops.is_multiple_of(EVERY) {
             return None;
         }
         let own = self

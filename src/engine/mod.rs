@@ -14,12 +14,15 @@ pub mod control;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod health;
 pub mod nodes;
+pub mod options;
 pub mod reference;
 pub mod resolver;
 pub mod services;
 pub mod steps;
 pub mod target;
+pub mod topology;
 pub mod vms;
 
 use std::path::PathBuf;
@@ -132,6 +135,16 @@ pub fn families() -> Vec<(&'static str, &'static str, rhai::Module)> {
             "cluster",
             "The cloud agent: offline and online.",
             exported_module!(cluster::cluster_api),
+        ),
+        (
+            "health",
+            "A node's health before and after a step: dpkg, free space, the age of the apt lists, package sizes.",
+            exported_module!(health::health_api),
+        ),
+        (
+            "topology",
+            "The cluster's topology (ids, Arakoon clusters and their members, what each node serves) and safe Arakoon restarts.",
+            exported_module!(topology::topology_api),
         ),
         (
             "steps",

@@ -6,28 +6,32 @@ use rhai::plugin::*;
 /// The script API of steps in progress.
 #[export_module]
 pub mod steps_api {
-    use crate::engine::call::{arg, host};
+    use crate::engine::call::{arg, call, host};
     use crate::state::steps::Steps;
 
     /// Mark the step `name` as begun, before its first change (kept across runs until
     /// `step_done`). Does nothing in a dry run.
     #[rhai_fn(return_raw)]
     pub fn step_begin(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        let host = host(&ctx)?;
-        if host.dry_run {
-            return Ok(());
-        }
-        arg(&ctx, Steps::new(&host.state_dir).begin(name))
+        call(&ctx, async |host| {
+            if host.dry_run {
+                return Ok(());
+            }
+            host.before_change().await?;
+            Steps::new(&host.state_dir).begin(name)
+        })
     }
 
     /// Mark the step `name` as finished, after its last change. Does nothing in a dry run.
     #[rhai_fn(return_raw)]
     pub fn step_done(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        let host = host(&ctx)?;
-        if host.dry_run {
-            return Ok(());
-        }
-        arg(&ctx, Steps::new(&host.state_dir).done(name))
+        call(&ctx, async |host| {
+            if host.dry_run {
+                return Ok(());
+            }
+            host.before_change().await?;
+            Steps::new(&host.state_dir).done(name)
+        })
     }
 
     /// True when the step `name` was begun by an earlier run that did not finish it: the

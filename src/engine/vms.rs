@@ -1,13 +1,11 @@
 //! Script API of the vms primitives (see `src/primitives/vms.rs`): `running_vms`, `stop_vms`,
 //! `start_vms`, `vm_record`, `import_legacy_vm_record`.
 
-use std::time::Duration;
-
 use rhai::plugin::*;
 use rhai::{Dynamic, Map};
 
-use super::call::{arg, call, fan_out, host, shaped};
-use crate::error::{Error, Result};
+use super::call::{arg, call, fan_out, shaped};
+use crate::error::Result;
 use crate::primitives::vms::StopOptions;
 use crate::state::vm_record::VmRecord;
 
@@ -25,35 +23,11 @@ fn record_map(record: &VmRecord) -> Dynamic {
 }
 
 fn stop_options(opts: &Map) -> Result<StopOptions> {
-    let mut o = StopOptions::default();
-    for (key, value) in opts {
-        match key.as_str() {
-            "timeout" => {
-                let secs = if let Ok(i) = value.as_int() {
-                    i as f64
-                } else {
-                    value.as_float().unwrap_or(f64::NAN)
-                };
-                if !(secs > 0.0 && secs <= 7.0 * 86_400.0) {
-                    return Err(Error::argument(format!(
-                        "`timeout` must be a number of seconds above 0 and at most 604800, found {value}"
-                    )));
-                }
-                o.timeout = Duration::from_secs_f64(secs);
-            }
-            "force" => {
-                o.force = value.as_bool().map_err(|_| {
-                    Error::argument(format!("`force` must be true or false, found {value}"))
-                })?;
-            }
-            other => {
-                return Err(Error::argument(format!(
-                    "unknown option `{other}` (known: timeout, force)"
-                )));
-            }
-        }
-    }
-    Ok(o)
+    super::options::known(opts, &["timeout", "force"])?;
+    Ok(StopOptions {
+        timeout: super::options::seconds(opts, "timeout", StopOptions::default().timeout)?,
+        force: super::options::flag(opts, "force")?,
+    })
 }
 
 /// The script API of the vms primitives.
@@ -146,15 +120,18 @@ pub mod vms_api {
     }
 
     /// The VM record: a map node name → array of the VMs stopped by `stop_vms` and not yet
-    /// started again (empty when there are none). Reads `<state-dir>/vm-record.json`; raises
-    /// when it is malformed; refused (exit 3) while a legacy VM list has not been imported.
+    /// started again (empty when there are none). Reads `<state-dir>/vm-record.json` and each
+    /// target node's copy (`/var/lib/ovsup/vm-record.json`): a VM either holds is kept, a
+    /// disagreement is warned about, and what only the nodes knew is written back to the
+    /// controller's record (this is how a new controller finds the VMs to start). Read-only on
+    /// the nodes. Raises when a record is malformed; refused (exit 3) while a legacy VM list
+    /// has not been imported.
     #[rhai_fn(return_raw)]
     pub fn vm_record(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = host(&ctx)?;
-        Ok(record_map(&arg(
-            &ctx,
-            crate::primitives::vms::record(&host),
-        )?))
+        let record = call(&ctx, async |host| {
+            crate::primitives::vms::record(host).await
+        })?;
+        Ok(record_map(&record))
     }
 
     /// Import the VM list left by the legacy `update-ovs.py` (`/tmp/ovs-machine-state.json`,
@@ -163,10 +140,10 @@ pub mod vms_api {
     /// array; empty when there is no such file). With `--dry-run`, only reads it.
     #[rhai_fn(return_raw)]
     pub fn import_legacy_vm_record(ctx: NativeCallContext) -> Result<Dynamic, Box<EvalAltResult>> {
-        let host = host(&ctx)?;
-        Ok(record_map(&arg(
-            &ctx,
-            crate::primitives::vms::import_legacy(&host),
-        )?))
+        let imported = call(&ctx, async |host| {
+            host.before_change().await?;
+            crate::primitives::vms::import_legacy(host)
+        })?;
+        Ok(record_map(&imported))
     }
 }

@@ -35,19 +35,42 @@ fn check_names(names: &[String]) -> Result<()> {
 }
 
 /// `apt-get update` on every node, in parallel. A held lock (or any non-zero exit) is an error
-/// naming the node with apt's stderr. Lines `W: …`/`E: …` printed with exit 0 (older apt's
-/// `W: Failed to fetch …`) are reported as warnings and returned per node. In a dry run the
-/// command is only reported, and nothing is returned for the node.
-pub async fn update(host: &Host, nodes: &[Node]) -> PerNode<Vec<String>> {
+/// naming the node with apt's stderr. A node whose sources did not all refresh (older apt's
+/// `W: Failed to fetch …` with exit 0) fails naming the lines — its lists are not up to date —
+/// unless `allow_failed_sources`, which reports them as warnings. Other `W:` lines are
+/// warnings. Returns per node the `W:`/`E:` lines. In a dry run the command is only reported,
+/// and nothing is returned for the node.
+pub async fn update(
+    host: &Host,
+    nodes: &[Node],
+    allow_failed_sources: bool,
+) -> PerNode<Vec<String>> {
     host.fan_out(
         "apt-get update",
         nodes,
         OnFailure::Stop,
         |node| async move {
-            let out = host
-                .exec_ok(&node, "apt-get update", Effect::Change, None)
-                .await?;
+            let out = apt_ok(host, &node, "apt-get update").await?;
             let warnings = parse::apt::update_warnings(&out.stdout, &out.stderr);
+            let failed: Vec<&String> = warnings
+                .iter()
+                .filter(|w| parse::apt::is_refresh_failure(w))
+                .collect();
+            if !failed.is_empty() && !allow_failed_sources {
+                return Err(Error::node_state(
+                    &node.name,
+                    format!(
+                        "`apt-get update` did not refresh every source (apt exited 0):\n    {}\n  \
+                         its package lists are stale; fix the sources, or accept them with \
+                         `ovsup update --allow-failed-sources`",
+                        failed
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n    ")
+                    ),
+                ));
+            }
             for w in &warnings {
                 host.report(Event::Log {
                     level: Level::Warn,
@@ -60,43 +83,83 @@ pub async fn update(host: &Host, nodes: &[Node]) -> PerNode<Vec<String>> {
     .await
 }
 
-/// Expand the globs among `pkgs` with `dpkg-query -W` (the packages dpkg has on the node
-/// matching them; none is not an error) and return every name, sorted, with the plain names.
-pub async fn expand(host: &Host, node: &Node, pkgs: &[String]) -> Result<BTreeSet<String>> {
-    check_names(pkgs)?;
-    let (globs, mut names): (Vec<&String>, Vec<&String>) = pkgs.iter().partition(|p| is_glob(p));
-    let mut all: BTreeSet<String> = names.drain(..).cloned().collect();
-    if globs.is_empty() {
-        return Ok(all);
+/// Run an apt or dpkg command that changes the node, waiting for the locks it needs (see
+/// [`crate::primitives::apt_lock`]); a non-zero exit is an error naming the node, the command,
+/// the exit code and stderr.
+async fn apt_ok(host: &Host, node: &Node, line: &str) -> Result<crate::transport::Output> {
+    let out = crate::primitives::apt_lock::run(host, node, line, Effect::Change).await?;
+    if out.code == 0 {
+        Ok(out)
+    } else {
+        Err(crate::host::failed(&node.name, line, &out))
     }
+}
+
+/// What dpkg knows of `pkgs` (names and globs) on one node: every package matching them
+/// (`dpkg-query -W`; a pattern matching nothing is not an error). Read-only.
+async fn dpkg_known(
+    host: &Host,
+    node: &Node,
+    pkgs: &[String],
+) -> Result<BTreeMap<String, parse::dpkg::DpkgPackage>> {
     let mut argv = vec![
         "dpkg-query".to_string(),
         "-W".to_string(),
         format!("--showformat={}", parse::dpkg::FORMAT),
     ];
-    argv.extend(globs.into_iter().cloned());
+    argv.extend(pkgs.iter().cloned());
     let line = quote::join(&argv)?;
     let out = host.exec(node, &line, Effect::Read, None).await?;
     if out.code != 0 && !(out.code == 1 && parse::dpkg::only_no_match(&out.stderr)) {
         return Err(crate::host::failed(&node.name, &line, &out));
     }
-    for p in parse::dpkg::query(&out.stdout, &node.name, &line)? {
-        if p.present() {
-            all.insert(p.name);
-        }
-    }
-    Ok(all)
+    Ok(parse::dpkg::query(&out.stdout, &node.name, &line)?
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect())
 }
 
-/// Installed and candidate versions of `pkgs` (names and globs) on one node: globs expanded
-/// with [`expand`], then one `apt-cache policy`. Read-only: runs in a dry run too. A package
-/// apt does not know maps to no installed and no candidate version.
+/// What one node has, and could have, of a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions {
+    /// The installed version (`None` when not installed).
+    pub installed: Option<String>,
+    /// The version `apt-get install` would bring (`None` when apt knows none).
+    pub candidate: Option<String>,
+    /// What dpkg says of it: installed, or left half-done (unpacked, half-configured…).
+    pub state: parse::dpkg::State,
+}
+
+impl Versions {
+    /// Whether the package needs work: a candidate other than the installed version, or a
+    /// package dpkg left half-done whatever its version.
+    pub fn pending(&self) -> bool {
+        self.state.is_broken()
+            || self
+                .candidate
+                .as_ref()
+                .is_some_and(|c| self.installed.as_ref() != Some(c))
+    }
+}
+
+/// Installed and candidate versions, and dpkg's state, of `pkgs` (names and globs) on one
+/// node: one `dpkg-query -W` (which also expands the globs against the packages dpkg has), then
+/// one `apt-cache policy`. Read-only: runs in a dry run too. A package apt does not know has
+/// no installed and no candidate version.
 pub async fn versions_on(
     host: &Host,
     node: &Node,
     pkgs: &[String],
-) -> Result<BTreeMap<String, Policy>> {
-    let names = expand(host, node, pkgs).await?;
+) -> Result<BTreeMap<String, Versions>> {
+    check_names(pkgs)?;
+    let known = dpkg_known(host, node, pkgs).await?;
+    let mut names: BTreeSet<String> = pkgs.iter().filter(|p| !is_glob(p)).cloned().collect();
+    names.extend(
+        known
+            .values()
+            .filter(|p| p.present())
+            .map(|p| p.name.clone()),
+    );
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -104,12 +167,21 @@ pub async fn versions_on(
     argv.extend(names.iter().cloned());
     let line = quote::join(&argv)?;
     let out = host.exec_ok(node, &line, Effect::Read, None).await?;
-    let known = parse::apt::policy(&out.stdout, &node.name, &line)?;
+    let policy = parse::apt::policy(&out.stdout, &node.name, &line)?;
     Ok(names
         .into_iter()
         .map(|n| {
-            let p = known.get(&n).cloned().unwrap_or_default();
-            (n, p)
+            let p: Policy = policy.get(&n).cloned().unwrap_or_default();
+            let state = known.get(&n).map_or(
+                parse::dpkg::State::NotInstalled,
+                parse::dpkg::DpkgPackage::state,
+            );
+            let v = Versions {
+                installed: p.installed,
+                candidate: p.candidate,
+                state,
+            };
+            (n, v)
         })
         .collect())
 }
@@ -119,7 +191,7 @@ pub async fn versions(
     host: &Host,
     nodes: &[Node],
     pkgs: &[String],
-) -> PerNode<BTreeMap<String, Policy>> {
+) -> PerNode<BTreeMap<String, Versions>> {
     host.fan_out(
         "apt versions",
         nodes,
@@ -196,59 +268,117 @@ async fn install_line(
     ))
 }
 
-/// Query then act on one node: the packages to bring to their candidate version. A plain name
-/// apt does not know is an error; a glob match apt has no candidate for is skipped.
-async fn pending(host: &Host, node: &Node, pkgs: &[String]) -> Result<BTreeMap<String, String>> {
-    let versions = versions_on(host, node, pkgs).await?;
-    let mut todo = BTreeMap::new();
-    for (name, p) in versions {
-        match p.candidate {
-            None if pkgs.contains(&name) => {
-                return Err(Error::node_state(
-                    &node.name,
-                    format!(
-                        "apt knows no package {name:?} (no candidate version; run apt_update?)"
-                    ),
-                ));
-            }
-            None => {}
-            Some(c) if p.installed.as_deref() != Some(c.as_str()) => {
-                todo.insert(name, c);
-            }
-            Some(_) => {}
+/// What an install must do on one node.
+#[derive(Debug, Default)]
+struct Todo {
+    /// Packages to bring to their candidate version, with that version.
+    upgrade: BTreeMap<String, String>,
+    /// Packages dpkg left half-done, with their version: configured first.
+    configure: BTreeMap<String, String>,
+}
+
+/// Query then act on one node: the packages to bring to their candidate version, and those to
+/// configure. A plain name apt does not know is an error; a glob match apt has no candidate
+/// for is skipped.
+async fn pending(host: &Host, node: &Node, pkgs: &[String]) -> Result<Todo> {
+    let mut todo = Todo::default();
+    for (name, v) in versions_on(host, node, pkgs).await? {
+        if v.candidate.is_none() && !v.state.is_broken() && pkgs.contains(&name) {
+            return Err(Error::node_state(
+                &node.name,
+                format!("apt knows no package {name:?} (no candidate version; run apt_update?)"),
+            ));
+        }
+        if v.state.is_broken() {
+            todo.configure
+                .insert(name.clone(), v.installed.clone().unwrap_or_default());
+        }
+        if let Some(c) = v.candidate.filter(|c| v.installed.as_ref() != Some(c)) {
+            todo.upgrade.insert(name, c);
         }
     }
     Ok(todo)
 }
 
-async fn install_on(host: &Host, node: &Node, pkgs: &[String], mode: Mode) -> Result<Installed> {
-    let todo = pending(host, node, pkgs).await?;
-    if todo.is_empty() {
-        return Ok(Installed::default());
+/// `dpkg --configure -a`, then check that the packages dpkg had left half-done are installed
+/// now: a package that does not configure fails its node, before anything is restarted.
+async fn configure(host: &Host, node: &Node, broken: &BTreeMap<String, String>) -> Result<()> {
+    let line = "dpkg --configure -a";
+    let names: Vec<&str> = broken.keys().map(String::as_str).collect();
+    host.report(Event::Log {
+        level: Level::Warn,
+        message: format!(
+            "{}: dpkg left {} half-done; configuring it first (`{line}`)",
+            node.name,
+            names.join(", ")
+        ),
+    });
+    apt_ok(host, node, line).await?;
+    if host.dry_run {
+        return Ok(());
     }
-    let line = install_line(host, node, mode, &todo).await?;
-    host.exec_ok(node, &line, Effect::Change, None).await?;
-    if mode == Mode::Install && !host.dry_run {
-        // Verify: every package now at the version apt promised.
-        let names: Vec<String> = todo.keys().cloned().collect();
-        let now = versions_on(host, node, &names).await?;
-        for (name, want) in &todo {
-            let got = now.get(name).and_then(|p| p.installed.clone());
-            if got.as_deref() != Some(want.as_str()) {
-                return Err(Error::node_state(
-                    &node.name,
-                    format!(
-                        "after `{line}`, {name} is at {} instead of {want}",
-                        got.as_deref().unwrap_or("(none)")
-                    ),
-                ));
-            }
+    let names: Vec<String> = broken.keys().cloned().collect();
+    for (name, v) in versions_on(host, node, &names).await? {
+        if v.state.is_broken() {
+            return Err(Error::node_state(
+                &node.name,
+                format!("{name} is still {} after `{line}`", v.state.as_str()),
+            ));
         }
     }
-    Ok(Installed {
-        changed: true,
-        packages: todo,
-    })
+    Ok(())
+}
+
+/// After an install: every package at the version apt promised, and configured.
+async fn verify(
+    host: &Host,
+    node: &Node,
+    line: &str,
+    want: &BTreeMap<String, String>,
+) -> Result<()> {
+    let names: Vec<String> = want.keys().cloned().collect();
+    let now = versions_on(host, node, &names).await?;
+    for (name, want) in want {
+        let got = now.get(name);
+        let version = got.and_then(|v| v.installed.as_deref());
+        if version != Some(want.as_str()) {
+            return Err(Error::node_state(
+                &node.name,
+                format!(
+                    "after `{line}`, {name} is at {} instead of {want}",
+                    version.unwrap_or("(none)")
+                ),
+            ));
+        }
+        if let Some(v) = got.filter(|v| v.state.is_broken()) {
+            return Err(Error::node_state(
+                &node.name,
+                format!("after `{line}`, {name} {want} is {}", v.state.as_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn install_on(host: &Host, node: &Node, pkgs: &[String], mode: Mode) -> Result<Installed> {
+    let todo = pending(host, node, pkgs).await?;
+    let mut done = Installed::default();
+    if mode == Mode::Install && !todo.configure.is_empty() {
+        configure(host, node, &todo.configure).await?;
+        done.changed = true;
+        done.packages.extend(todo.configure.clone());
+    }
+    if todo.upgrade.is_empty() {
+        return Ok(done);
+    }
+    let line = install_line(host, node, mode, &todo.upgrade).await?;
+    apt_ok(host, node, &line).await?;
+    if mode == Mode::Install && !host.dry_run {
+        verify(host, node, &line, &todo.upgrade).await?;
+    }
+    done.changed = true;
+    done.packages.extend(todo.upgrade);
+    Ok(done)
 }
 
 /// Install or upgrade `pkgs` (names and globs) on every node, in parallel, bringing each to its

@@ -3,9 +3,14 @@
 //! adapts them to scripts.
 
 pub mod apt;
+pub mod apt_lock;
+pub mod arakoon;
 pub mod cluster;
 pub mod exec;
 pub mod files;
+pub mod health;
 pub mod parse;
 pub mod services;
+pub mod topology;
+pub mod vm_mirror;
 pub mod vms;

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::host::{Effect, Host, OnFailure, PerNode, all_ok, interrupted};
 use crate::inventory::Node;
 use crate::primitives::parse::virsh::{self, DomState};
+use crate::primitives::vm_mirror;
 use crate::quote;
 use crate::report::{Event, Level};
 use crate::state::vm_record::{self, VmRecord};
@@ -79,10 +80,10 @@ pub async fn running(host: &Host, nodes: &[Node]) -> PerNode<Vec<String>> {
     .await
 }
 
-/// The VM record as it is now; refused while an unimported legacy record holds VMs.
-pub fn record(host: &Host) -> Result<VmRecord> {
-    vm_record::refuse_unimported_legacy(&vm_record::legacy_path())?;
-    VmRecord::load(&VmRecord::path(&host.state_dir))
+/// The VM record as it is now, reconciled with the nodes' copies (see
+/// [`crate::primitives::vm_mirror`]); refused while an unimported legacy record holds VMs.
+pub async fn record(host: &Host) -> Result<VmRecord> {
+    vm_mirror::reconciled(host).await
 }
 
 /// Merge the legacy `update-ovs.py` record into the VM record and rename it `….imported`;
@@ -194,11 +195,11 @@ pub async fn stop(host: &Host, nodes: &[Node], opts: StopOptions) -> Result<PerN
 }
 
 /// The first phase of [`stop`]: list the running VMs of every node and, unless in a dry run,
-/// add them to the VM record before anything is shut down.
+/// add them to the VM record — the controller's and each node's copy — before anything is
+/// shut down.
 async fn record_running(host: &Host, nodes: &[Node]) -> Result<BTreeMap<String, Vec<String>>> {
-    vm_record::refuse_unimported_legacy(&vm_record::legacy_path())?;
     let record_path = VmRecord::path(&host.state_dir);
-    let mut record = VmRecord::load(&record_path)?;
+    let mut record = vm_mirror::reconciled(host).await?;
     let listed: BTreeMap<String, Vec<String>> =
         all_ok(running(host, nodes).await)?.into_iter().collect();
     if host.dry_run {
@@ -209,11 +210,22 @@ async fn record_running(host: &Host, nodes: &[Node]) -> Result<BTreeMap<String, 
         .map(|(node, vms)| record.merge(node, vms))
         .sum();
     if added > 0 {
+        host.before_change().await?;
         record.save(&record_path)?;
+        let holding: Vec<Node> = nodes
+            .iter()
+            .filter(|n| !record.vms(&n.name).is_empty())
+            .cloned()
+            .collect();
+        vm_mirror::write_all(host, &holding, &record).await?;
         log(
             host,
             Level::Info,
-            format!("recorded {added} VMs in {}", record_path.display()),
+            format!(
+                "recorded {added} VMs in {} and on their nodes ({})",
+                record_path.display(),
+                vm_mirror::NODE_PATH
+            ),
         );
     }
     Ok(listed)
@@ -430,9 +442,8 @@ async fn start_one(
 /// not in the inventory fails. The outer error is a refusal (unimported legacy record), an
 /// unreadable record, or Ctrl-C.
 pub async fn start(host: &Host, nodes: Option<&[Node]>) -> Result<PerNode<Vec<String>>> {
-    vm_record::refuse_unimported_legacy(&vm_record::legacy_path())?;
     let record_path = VmRecord::path(&host.state_dir);
-    let record = VmRecord::load(&record_path)?;
+    let record = vm_mirror::reconciled(host).await?;
     let (targets, mut missing) = match nodes {
         Some(nodes) => (nodes.to_vec(), Vec::new()),
         None => recorded_targets(host, &record),
@@ -450,7 +461,18 @@ pub async fn start(host: &Host, nodes: Option<&[Node]>) -> Result<PerNode<Vec<St
             OnFailure::Continue,
             |node| async move {
                 let vms = todo.get(&node.name).cloned().unwrap_or_default();
-                start_node(host, &node, vms, record, record_path).await
+                let started = start_node(host, &node, vms.clone(), record, record_path).await;
+                // The node's copy follows, once for all its VMs (more VMs in it than still
+                // stopped, after a crash, only means a start that finds them running).
+                let left = record
+                    .lock()
+                    .map_err(|_| Error::Internal("VM record lock poisoned".into()))?
+                    .vms(&node.name)
+                    .to_vec();
+                if left.len() != vms.len() {
+                    vm_mirror::write(host, &node, &left).await?;
+                }
+                started
             },
         )
         .await;

@@ -5,6 +5,7 @@
 //! [`Transport::exec`] that takes shell text and returns an [`Output`], or an error that names
 //! the node.
 
+pub mod node_lock;
 pub mod sim;
 pub mod ssh;
 
@@ -93,11 +94,28 @@ impl Transport {
         }
     }
 
-    /// Close every connection cleanly.
+    /// Ask `node` for the environment's run lock (see [`node_lock`]), held until
+    /// [`Transport::close`] or until this process's connection to the node is gone.
+    pub async fn hold_lock(&self, node: &Node, holder: &str) -> Result<node_lock::LockAnswer> {
+        match self {
+            Transport::Ssh(t) => t.hold_lock(node, holder).await,
+            Transport::Sim(t) => t.hold_lock(node, holder).await,
+        }
+    }
+
+    /// Let go of the run locks held on the nodes (the connections stay).
+    pub async fn release_locks(&self) {
+        match self {
+            Transport::Ssh(t) => t.release_locks().await,
+            Transport::Sim(t) => t.release_locks().await,
+        }
+    }
+
+    /// Close every connection cleanly (the run locks it holds first).
     pub async fn close(&self) {
         match self {
             Transport::Ssh(t) => t.close().await,
-            Transport::Sim(_) => {}
+            Transport::Sim(t) => t.release_locks().await,
         }
     }
 }

@@ -5,18 +5,25 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::Output;
+use super::node_lock::{self, LockAnswer};
 use crate::error::{Error, Result};
 use crate::inventory::Node;
+use crate::sim::{Fs, VirtualFs};
 
 /// Simulated nodes whose state files live in `dir`.
 pub struct SimTransport {
     dir: PathBuf,
+    /// The nodes whose run lock this process holds.
+    locks: std::sync::Mutex<Vec<Node>>,
 }
 
 impl SimTransport {
     /// Nodes stored as `<dir>/<node>.json`.
     pub fn new(dir: PathBuf) -> SimTransport {
-        SimTransport { dir }
+        SimTransport {
+            dir,
+            locks: std::sync::Mutex::default(),
+        }
     }
 
     /// The state file of a node.
@@ -83,6 +90,77 @@ impl SimTransport {
                 code: 1,
                 stderr: e.to_string(),
             })
+    }
+
+    /// Ask a simulated node for the environment's run lock. A simulated node has no session
+    /// to hold it with, so its holder file (in the node's filesystem, as on a real node) says
+    /// which process holds it, and a holder whose process is gone counts as gone — as a real
+    /// node's `flock` is released when the holder's connection dies.
+    pub async fn hold_lock(&self, node: &Node, holder: &str) -> Result<LockAnswer> {
+        let sim = self.node(node)?;
+        let holder = holder.to_string();
+        let answer = tokio::task::spawn_blocking(move || {
+            sim.update(|state| {
+                let fs = VirtualFs::new(std::mem::take(&mut state.files));
+                let current = fs
+                    .read(node_lock::HOLDER_PATH)
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty());
+                let answer = match current {
+                    Some(other) if crate::env_lock::holder_alive(&other) && other != holder => {
+                        LockAnswer::Busy { holder: other }
+                    }
+                    previous => {
+                        let written = fs.create_dir_all("/var/lib/ovsup").and_then(|()| {
+                            fs.write(node_lock::HOLDER_PATH, &format!("{holder}\n"))
+                        });
+                        match written {
+                            Ok(()) => LockAnswer::Held { previous },
+                            Err(e) => LockAnswer::Busy {
+                                holder: format!("(cannot write {}: {e})", node_lock::HOLDER_PATH),
+                            },
+                        }
+                    }
+                };
+                state.files = fs.into_entries();
+                answer
+            })
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("simulator task: {e}")))?
+        .map_err(|e| simulator(node, e))?;
+        if matches!(answer, LockAnswer::Held { .. })
+            && let Ok(mut held) = self.locks.lock()
+        {
+            held.push(node.clone());
+        }
+        Ok(answer)
+    }
+
+    /// Let go of the run locks this process holds (clear the holder files that name it).
+    pub async fn release_locks(&self) {
+        let held: Vec<Node> = match self.locks.lock() {
+            Ok(mut held) => held.drain(..).collect(),
+            Err(_) => return,
+        };
+        for node in held {
+            let Ok(sim) = self.node(&node) else { continue };
+            let _ = tokio::task::spawn_blocking(move || {
+                sim.update(|state| {
+                    let fs = VirtualFs::new(std::mem::take(&mut state.files));
+                    let mine = fs
+                        .read(node_lock::HOLDER_PATH)
+                        .ok()
+                        .is_some_and(|t| crate::env_lock::holder_is_this_process(t.trim()));
+                    if mine {
+                        let _ = fs.write(node_lock::HOLDER_PATH, "");
+                    }
+                    state.files = fs.into_entries();
+                })
+            })
+            .await;
+        }
     }
 
     fn node(&self, node: &Node) -> Result<crate::sim::SimNode> {

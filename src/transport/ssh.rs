@@ -19,6 +19,7 @@ use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{Mutex, RwLock};
 
+use super::node_lock::{self, LockAnswer};
 use super::{OUTPUT_CAP, Output, bounded, text};
 use crate::error::{Error, Result};
 use crate::inventory::{HostKeyCheck, Node};
@@ -43,6 +44,8 @@ pub struct SshTransport {
     ssh_config: Option<PathBuf>,
     control_dir: tempfile::TempDir,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    /// The sessions holding the environment's run lock, by node (see `node_lock`).
+    locks: Mutex<HashMap<String, openssh::Child<Arc<Session>>>>,
 }
 
 /// One node's master, if open, and when it was last used.
@@ -80,6 +83,7 @@ impl SshTransport {
             ssh_config,
             control_dir,
             slots: Mutex::default(),
+            locks: Mutex::default(),
         })
     }
 
@@ -274,8 +278,74 @@ impl SshTransport {
         }
     }
 
+    /// Ask `node` for the environment's run lock, described by `holder`; when granted, the
+    /// session holding it stays open until [`SshTransport::release_locks`] or the connection
+    /// dies. Not bounded by `timeout(1)`: it lives as long as the run.
+    pub async fn hold_lock(&self, node: &Node, holder: &str) -> Result<LockAnswer> {
+        use tokio::io::AsyncBufReadExt;
+        let (session, _) = self.connect(node).await?;
+        let script = node_lock::script(holder)?;
+        let lost = |reason: String| Error::Unreachable {
+            node: node.name.clone(),
+            reason,
+        };
+        let mut child = Session::to_raw_command(session, &script)
+            .stdin(openssh::Stdio::piped())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::null())
+            .spawn()
+            .await
+            .map_err(|e| lost(error_chain(&e)))?;
+        let stdout = child
+            .stdout()
+            .take()
+            .ok_or_else(|| Error::Internal("lock session without stdout".into()))?;
+        let mut line = String::new();
+        let read = tokio::time::timeout(
+            node_lock::ANSWER_TIMEOUT,
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await;
+        let command = format!("flock {}", node_lock::LOCK_PATH);
+        let answer = match read {
+            Ok(Ok(_)) => node_lock::answer(&node.name, &command, line.trim_end_matches('\n'))?,
+            Ok(Err(e)) => return Err(lost(e.to_string())),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    node: node.name.clone(),
+                    command,
+                    seconds: node_lock::ANSWER_TIMEOUT.as_secs(),
+                });
+            }
+        };
+        match &answer {
+            LockAnswer::Held { .. } => {
+                self.locks.lock().await.insert(node.name.clone(), child);
+            }
+            LockAnswer::Busy { .. } => {
+                let _ = child.wait().await;
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Let go of every run lock this transport holds: close each lock session's stdin, so
+    /// that it clears its holder file and exits, and wait for it (bounded).
+    pub async fn release_locks(&self) {
+        let held: Vec<_> = self.locks.lock().await.drain().map(|(_, c)| c).collect();
+        let mut releasing = tokio::task::JoinSet::new();
+        for mut child in held {
+            releasing.spawn(async move {
+                drop(child.stdin().take());
+                let _ = tokio::time::timeout(node_lock::ANSWER_TIMEOUT, child.wait()).await;
+            });
+        }
+        while releasing.join_next().await.is_some() {}
+    }
+
     /// Close every master concurrently (the control directory goes with the transport).
     pub async fn close(&self) {
+        self.release_locks().await;
         let mut closing = tokio::task::JoinSet::new();
         for (_, slot) in self.slots.lock().await.drain() {
             closing.spawn(async move {

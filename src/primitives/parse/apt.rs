@@ -161,6 +161,21 @@ pub fn policy(text: &str, node: &str, command: &str) -> Result<BTreeMap<String, 
     Ok(out)
 }
 
+/// Whether a `W:`/`E:` line of `apt-get update` means that a source was not refreshed: older
+/// apt reports a source it failed to fetch as `W: Failed to fetch …` and still exits 0, and
+/// the lists of that source are then the old ones.
+pub fn is_refresh_failure(line: &str) -> bool {
+    const FAILED: [&str; 6] = [
+        "Failed to fetch",
+        "Some index files failed to download",
+        "GPG error",
+        "is not signed",
+        "does not have a Release file",
+        "Could not resolve",
+    ];
+    line.starts_with("E: ") || (line.starts_with("W: ") && FAILED.iter().any(|f| line.contains(f)))
+}
+
 /// The warnings and errors apt printed although `apt-get update` exited 0 (older apt reports
 /// a source it failed to fetch as `W: Failed to fetch …` and still succeeds).
 pub fn update_warnings(stdout: &str, stderr: &str) -> Vec<String> {
@@ -301,6 +316,10 @@ openvstorage-core:
         let err = "W: Failed to fetch http://apt.openvstorage.org/dists/unstable/Release  Unable to find expected entry\n\nE: Some index files failed to download. They have been ignored, or old ones used instead.\n";
         let w = update_warnings(out, err);
         assert_eq!(w.len(), 2);
+        assert!(w.iter().all(|l| is_refresh_failure(l)), "{w:?}");
+        assert!(!is_refresh_failure(
+            "W: --force-yes is deprecated, use one of the options starting with --allow instead."
+        ));
         assert!(w[0].starts_with("W: Failed to fetch http://apt.openvstorage.org"));
     }
 

@@ -19,7 +19,71 @@ pub struct DpkgPackage {
     pub status: String,
 }
 
+/// The state of a package as dpkg records it (the second letter of `${db:Status-Abbrev}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// `ii`: installed and configured.
+    Installed,
+    /// `iU`: unpacked, not configured.
+    Unpacked,
+    /// `iF`: half-configured (its postinst failed).
+    HalfConfigured,
+    /// `iH`: half-installed (its unpacking failed).
+    HalfInstalled,
+    /// `iW`: waiting for another package's triggers.
+    TriggersAwaited,
+    /// `it`: its own triggers pending.
+    TriggersPending,
+    /// `rc`: removed, its config files left.
+    ConfigFiles,
+    /// `un`: not installed.
+    NotInstalled,
+}
+
+impl State {
+    /// The word scripts and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Installed => "installed",
+            State::Unpacked => "unpacked",
+            State::HalfConfigured => "half-configured",
+            State::HalfInstalled => "half-installed",
+            State::TriggersAwaited => "triggers-awaited",
+            State::TriggersPending => "triggers-pending",
+            State::ConfigFiles => "config-files",
+            State::NotInstalled => "not-installed",
+        }
+    }
+
+    /// Whether dpkg left the package half-done: it must be configured before anything is
+    /// restarted, whatever its version says.
+    pub fn is_broken(self) -> bool {
+        matches!(
+            self,
+            State::Unpacked
+                | State::HalfConfigured
+                | State::HalfInstalled
+                | State::TriggersAwaited
+                | State::TriggersPending
+        )
+    }
+}
+
 impl DpkgPackage {
+    /// The package's state.
+    pub fn state(&self) -> State {
+        match self.status.chars().nth(1) {
+            Some('i') => State::Installed,
+            Some('U') => State::Unpacked,
+            Some('F') => State::HalfConfigured,
+            Some('H') => State::HalfInstalled,
+            Some('W') => State::TriggersAwaited,
+            Some('t') => State::TriggersPending,
+            Some('c') => State::ConfigFiles,
+            _ => State::NotInstalled,
+        }
+    }
+
     /// Whether the package is on the system, fully or half installed (status other than
     /// `n` not-installed and `c` config-files only).
     pub fn present(&self) -> bool {
@@ -94,6 +158,11 @@ mod tests {
         assert_eq!(p[0].version, "2.7.2-rev.3735.aa53c43-1");
         assert!(p[0].present() && p[1].present());
         assert!(!p[2].present() && !p[3].present());
+        assert_eq!(p[0].state(), State::Installed);
+        assert_eq!(p[2].state(), State::ConfigFiles);
+        let half = query("alba\t0.9.18-1\tiF \n", "n1", "c").unwrap();
+        assert_eq!(half[0].state(), State::HalfConfigured);
+        assert!(half[0].present() && half[0].state().is_broken());
     }
 
     #[test]

@@ -60,9 +60,95 @@ pub fn listeners(node: &str, command: &str, out: &Output) -> Result<Vec<u32>> {
     }
 }
 
+/// A process that holds a file, as `fuser -v FILE` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its user.
+    pub user: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Its command name (as psmisc shortens it: `unattended-upgr`).
+    pub command: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {}, user {})", self.command, self.pid, self.user)
+    }
+}
+
+/// The processes holding `path`, from `fuser -v PATH`: psmisc prints a table on stderr
+/// (`USER PID ACCESS COMMAND`, the path before the first row) and exits 0, or exits 1 with
+/// nobody holding it. Kernel rows (`kernel mount …`) are skipped.
+pub fn holders(node: &str, command: &str, path: &str, out: &Output) -> Result<Vec<Holder>> {
+    if out.code == 1 {
+        return Ok(Vec::new());
+    }
+    if out.code != 0 {
+        return Err(crate::host::failed(node, command, out));
+    }
+    let mut found = Vec::new();
+    for line in out.stderr.lines() {
+        let row = line
+            .trim_start()
+            .strip_prefix(&format!("{path}:"))
+            .unwrap_or(line);
+        let words: Vec<&str> = row.split_whitespace().collect();
+        match words.as_slice() {
+            [] | ["USER", "PID", "ACCESS", "COMMAND"] | ["kernel", ..] => {}
+            [user, pid, _access, name @ ..] if !name.is_empty() => {
+                let pid = pid
+                    .parse::<u32>()
+                    .map_err(|_| unexpected(node, command, line, "a pid"))?;
+                found.push(Holder {
+                    user: (*user).to_string(),
+                    pid,
+                    command: name.join(" "),
+                });
+            }
+            _ => {
+                return Err(unexpected(
+                    node,
+                    command,
+                    line,
+                    "a row `USER PID ACCESS COMMAND` of fuser -v",
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_holders_of_a_lock_file() {
+        let out = Output {
+            code: 0,
+            stdout: String::new(),
+            stderr: "                     USER        PID ACCESS COMMAND\n\
+                     /var/lib/dpkg/lock:  root       1234 F.... unattended-upgr\n\
+                     \x20                    root       1240 F.... dpkg\n"
+                .into(),
+        };
+        let h = holders(
+            "n",
+            "fuser -v /var/lib/dpkg/lock",
+            "/var/lib/dpkg/lock",
+            &out,
+        )
+        .expect("parsed");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].to_string(), "unattended-upgr (pid 1234, user root)");
+        assert_eq!(h[1].pid, 1240);
+        let nobody = Output {
+            code: 1,
+            ..Output::default()
+        };
+        assert!(holders("n", "c", "/x", &nobody).expect("nobody").is_empty());
+    }
     use crate::error::Error;
 
     fn out(code: i32, stdout: &str, stderr: &str) -> Output {

@@ -3,8 +3,10 @@
 //! systemd) and rejects anything else with the offending line, never guessing.
 
 pub mod apt;
+pub mod arakoon;
 pub mod dpkg;
 pub mod fuser;
+pub mod health;
 pub mod systemd;
 pub mod upstart;
 pub mod virsh;

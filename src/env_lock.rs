@@ -1,0 +1,175 @@
+//! One run at a time per environment, wherever it is started from. A run that may change
+//! nodes takes, before its first change, the environment's run lock on every node it targets
+//! (see `transport::node_lock`: held by a session that dies with the run's connection) and the
+//! state directory's lock (`state::lock`). A second run against any of the same nodes is
+//! refused (exit 3) naming the holder — user, controller host, pid, runbook, since when —
+//! whatever its state directory or controller machine. A lock whose holder is gone is taken
+//! over, and the run says so. Read-only runs (`check`, `plan`, `nodes`, `--dry-run`) never
+//! change anything, never take it, and are never refused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::host::{Host, OnFailure, all_ok};
+use crate::report::{Event, Level};
+use crate::transport::node_lock::LockAnswer;
+
+/// Who holds the environment's lock (what the holder file on the nodes says, one line).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holder {
+    /// The environment.
+    pub environment: String,
+    /// The user running ovsup.
+    pub user: String,
+    /// The controller machine's host name.
+    pub controller: String,
+    /// The ovsup process.
+    pub pid: u32,
+    /// That process's start time (clock ticks since boot, `/proc/PID/stat`), so that a reused
+    /// pid is not taken for the holder.
+    #[serde(default)]
+    pub process_start: u64,
+    /// The runbook(s) it runs.
+    pub runbook: String,
+    /// When it took the lock (RFC 3339, UTC).
+    pub since: String,
+}
+
+impl Holder {
+    /// This process, running `runbook` on `environment`.
+    pub fn this_process(environment: &str, runbook: &str) -> Holder {
+        let pid = std::process::id();
+        Holder {
+            environment: environment.to_string(),
+            user: user_name(),
+            controller: crate::state::lock::hostname(),
+            pid,
+            process_start: process_start(pid).unwrap_or(0),
+            runbook: runbook.to_string(),
+            since: crate::state::journal::now_rfc3339(),
+        }
+    }
+
+    /// How a refusal names it.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} on {}, pid {}, running {:?} since {}",
+            self.user, self.controller, self.pid, self.runbook, self.since
+        )
+    }
+}
+
+/// The name of the user running this process: its uid's entry in `/etc/passwd` (`$USER` can
+/// be anything, or unset under cron), else `uid N`.
+pub fn user_name() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "an unknown user".into();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`), if it runs.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields follow the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process a holder line names still runs (on this machine: a holder of another
+/// controller is taken to run — on a real node its lock, not this guess, decides).
+pub fn holder_alive(line: &str) -> bool {
+    let Ok(h) = serde_json::from_str::<Holder>(line) else {
+        return true;
+    };
+    if h.controller != crate::state::lock::hostname() {
+        return true;
+    }
+    process_start(h.pid).is_some_and(|start| h.process_start == 0 || start == h.process_start)
+}
+
+/// Whether a holder line names this process.
+pub fn holder_is_this_process(line: &str) -> bool {
+    serde_json::from_str::<Holder>(line).is_ok_and(|h| {
+        h.pid == std::process::id()
+            && h.controller == crate::state::lock::hostname()
+            && h.process_start == process_start(h.pid).unwrap_or(0)
+    })
+}
+
+/// A holder line as people read it.
+fn describe_line(line: &str) -> String {
+    match serde_json::from_str::<Holder>(line) {
+        Ok(h) => h.describe(),
+        Err(_) if line.trim().is_empty() => "a run that did not say who it is".into(),
+        Err(_) => line.trim().to_string(),
+    }
+}
+
+/// Take the environment's lock: the state directory's, then every target node's, in
+/// parallel. Refused (exit 3) when another run holds any of them, naming it, after letting go
+/// of what was taken; a node that cannot be asked fails the run (its lock state is unknown).
+/// Returns the state directory's lock, to be held for the run.
+pub async fn acquire(host: &Host, runbook: &str) -> Result<crate::state::lock::RunLock> {
+    let local = crate::state::lock::RunLock::acquire(&host.state_dir, runbook)?;
+    let holder = Holder::this_process(&host.inventory.name, runbook);
+    let line = serde_json::to_string(&holder).map_err(|e| Error::Internal(e.to_string()))?;
+    let targets = host.targets(None);
+    let answers = host
+        .fan_out("run lock", &targets, OnFailure::Continue, |node| {
+            let line = &line;
+            async move { host.hold_lock(&node, line).await }
+        })
+        .await;
+    let answers = match all_ok(answers) {
+        Ok(answers) => answers,
+        Err(e) => {
+            host.release_locks().await;
+            return Err(e);
+        }
+    };
+    let busy: Vec<(&String, &String)> = answers
+        .iter()
+        .filter_map(|(n, a)| match a {
+            LockAnswer::Busy { holder } => Some((n, holder)),
+            LockAnswer::Held { .. } => None,
+        })
+        .collect();
+    if let Some((_, first)) = busy.first() {
+        let nodes: Vec<&str> = busy.iter().map(|(n, _)| n.as_str()).collect();
+        let message = format!(
+            "another ovsup run holds the environment's lock on {}: {}; wait for it to finish \
+             (only one run at a time may change an environment; read-only runs such as \
+             check, plan and --dry-run are not refused)",
+            nodes.join(", "),
+            describe_line(first)
+        );
+        host.release_locks().await;
+        return Err(Error::Refused(message));
+    }
+    for (node, answer) in &answers {
+        if let LockAnswer::Held {
+            previous: Some(previous),
+        } = answer
+        {
+            host.report(Event::Log {
+                level: Level::Warn,
+                message: format!(
+                    "{node}: took over the environment's lock of a run that is gone ({})",
+                    describe_line(previous)
+                ),
+            });
+        }
+    }
+    Ok(local)
+}
