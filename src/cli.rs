@@ -160,6 +160,17 @@ pub struct RunbookArgs {
     pub set: Vec<(String, String)>,
 }
 
+/// Options of `ovsup plan`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PlanArgs {
+    /// The components to plan (arakoon, framework, volumedriver, alba) [default: all]
+    #[arg(value_name = "COMPONENT")]
+    pub components: Vec<String>,
+    /// The runbook options.
+    #[command(flatten)]
+    pub runbook: RunbookArgs,
+}
+
 /// Options of `ovsup update`.
 #[derive(Debug, Args, Default, Clone)]
 pub struct UpdateArgs {
@@ -176,6 +187,8 @@ pub struct UpdateArgs {
 pub enum Command {
     /// Show per component (arakoon, framework, volumedriver, alba) whether an update is pending, and where
     Check(RunbookArgs),
+    /// Before a step: what is pending where, its impact, and everything that blocks it (exit 3 when something does)
+    Plan(PlanArgs),
     /// apt-get update on every node; a node whose sources did not all refresh fails
     Update(UpdateArgs),
     /// Go offline: stop the cloud agent on every node, and verify
@@ -255,6 +268,11 @@ impl Command {
     /// The shipped runbook a runbook subcommand runs, with its `opts` (`--set` pairs and the
     /// subcommand's own flags).
     pub fn runbook(&self) -> Option<(&'static str, Vec<(String, String)>)> {
+        if let Command::Plan(p) = self {
+            let mut set = p.runbook.set.clone();
+            set.push(("components".into(), p.components.join(",")));
+            return Some(("plan", set));
+        }
         if let Command::Update(u) = self {
             let mut set = u.runbook.set.clone();
             if u.allow_failed_sources {

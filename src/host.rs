@@ -68,6 +68,8 @@ pub struct Host {
     facts: std::sync::Mutex<HashMap<(String, &'static str), String>>,
     /// Values computed once per run (the Arakoon clusters' layout…), by key.
     memo: std::sync::Mutex<HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// The value a failing runbook still gives (`refuse(message, value)`).
+    kept_value: std::sync::Mutex<Option<serde_json::Value>>,
     /// What the run runs (its journal's and lock's label).
     label: String,
     /// The environment's run lock, taken before the first change (never by a dry run).
@@ -137,6 +139,7 @@ impl Host {
             journal: p.journal,
             facts: std::sync::Mutex::default(),
             memo: std::sync::Mutex::default(),
+            kept_value: std::sync::Mutex::default(),
             waited_ns: std::sync::atomic::AtomicU64::new(0),
             label: p.label,
             env_lock: tokio::sync::OnceCell::new(),
@@ -182,6 +185,18 @@ impl Host {
             m.insert(key.to_string(), Arc::new(v.clone()));
         }
         Ok(v)
+    }
+
+    /// Keep `value` as the run's value even though the runbook is about to fail.
+    pub fn keep_value(&self, value: serde_json::Value) {
+        if let Ok(mut v) = self.kept_value.lock() {
+            *v = Some(value);
+        }
+    }
+
+    /// The value kept by [`Host::keep_value`], if any.
+    pub fn take_value(&self) -> Option<serde_json::Value> {
+        self.kept_value.lock().ok()?.take()
     }
 
     /// The target nodes (not excluded, inside `--limit`), optionally of one group.

@@ -87,7 +87,7 @@ fn execute(cli: &Cli, config: &Config, reporter: Arc<dyn Reporter>) -> CommandRe
             .iter()
             .map(|name| Runbook::find(config, name))
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(scripts::run(config, reporter, books, &[], false)?);
+        return scripts::run(config, reporter, books, &[], false);
     };
     if !legacy.is_empty() {
         return Err(Error::Usage(format!(
@@ -98,15 +98,15 @@ fn execute(cli: &Cli, config: &Config, reporter: Arc<dyn Reporter>) -> CommandRe
     }
     if let Some((name, set)) = command.runbook() {
         let book = Runbook::find(config, name)?;
-        return Ok(scripts::run(config, reporter, vec![book], &set, false)?);
+        return scripts::run(config, reporter, vec![book], &set, false);
     }
     let outcome = match command {
         Command::Run { runbook, set } => {
             let book = Runbook::find(config, runbook)?;
-            scripts::run(config, reporter, vec![book], set, true)?
+            return scripts::run(config, reporter, vec![book], set, true);
         }
         Command::Eval { code, set } => {
-            scripts::run(config, reporter, vec![Runbook::eval(code)], set, true)?
+            return scripts::run(config, reporter, vec![Runbook::eval(code)], set, true);
         }
         Command::Nodes { ping } => return crate::commands::nodes::list(config, reporter, *ping),
         Command::Sim { action } => crate::commands::sim::run(config, action)?,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::engine::Script;
 use crate::error::{Error, Result};
-use crate::outcome::Outcome;
+use crate::outcome::{CommandResult, Failure, Outcome};
 use crate::report::{Event, Level, Reporter};
 use crate::session::Session;
 
@@ -52,7 +52,7 @@ pub fn run(
     books: Vec<Runbook>,
     set: &[(String, String)],
     show: bool,
-) -> Result<Outcome> {
+) -> CommandResult {
     let env = config.env()?;
     let label = books
         .iter()
@@ -90,10 +90,16 @@ pub fn run(
         }
     }
     let cancelled = session.host.cancel.is_cancelled();
+    let kept = session.host.take_value();
     session.close();
     let value = match failure {
-        Some(_) if cancelled => return Err(Error::Interrupted),
-        Some(e) => return Err(e),
+        Some(_) if cancelled => return Err(Error::Interrupted.into()),
+        Some(error) => {
+            return Err(Failure {
+                error,
+                shown: kept.map(|value| Box::new(Outcome::Value { value, show })),
+            });
+        }
         None if values.len() == 1 => values
             .into_iter()
             .next()

@@ -68,6 +68,20 @@ pub mod control_api {
         Err(raise(Error::Refused(message.to_string())))
     }
 
+    /// `refuse(message)`, with `value` as the run's value all the same (`--json` gives it in
+    /// the result event): what `plan` does when something blocks.
+    #[rhai_fn(name = "refuse", return_raw)]
+    pub fn refuse_with(
+        ctx: NativeCallContext,
+        message: Dynamic,
+        value: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let host = host(&ctx)?;
+        let json = arg(&ctx, crate::engine::to_json(&value))?;
+        host.keep_value(json);
+        Err(raise(Error::Refused(message.to_string())))
+    }
+
     /// Wait `seconds` (an integer or a decimal). Ctrl-C ends the wait.
     #[rhai_fn(name = "sleep", return_raw)]
     pub fn sleep_int(ctx: NativeCallContext, seconds: i64) -> Result<(), Box<EvalAltResult>> {

@@ -12,7 +12,7 @@ pub mod health_api {
     use crate::engine::call::{arg, fan_out};
     use crate::primitives::health;
 
-    /// What `dpkg --audit` lists on a node: an array of `#{package, problem}` (`problem` as
+    /// What `dpkg --audit` lists on a node: an array of `#{name, problem}` (`problem` as
     /// dpkg words it: `half configured`, `unpacked but not yet configured`, …; empty when
     /// every package is configured), a map by node name for an array target. `dpkg --audit`
     /// exits 0 either way: only its output tells. Read-only.
@@ -27,7 +27,7 @@ pub mod health_api {
                     list.into_iter()
                         .map(|a| {
                             let mut m = Map::new();
-                            m.insert("package".into(), a.package.into());
+                            m.insert("name".into(), a.package.into());
                             m.insert("problem".into(), a.problem.into());
                             Dynamic::from_map(m)
                         })

@@ -289,10 +289,24 @@ pub async fn resolve_on(host: &Host, node: &Node, names: &[String]) -> Result<Ve
                 .chars()
                 .take_while(|c| !matches!(c, '*' | '?' | '['))
                 .collect();
+            let mut matched = false;
             for job in list_on(host, node, &literal).await? {
-                if pattern.matches(&job) && !jobs.contains(&job) {
-                    jobs.push(job);
+                if pattern.matches(&job) {
+                    matched = true;
+                    if !jobs.contains(&job) {
+                        jobs.push(job);
+                    }
                 }
+            }
+            if !matched {
+                // Nodes are not alike: a node without ALBA proxies serves no vpool.
+                host.report(crate::report::Event::Log {
+                    level: crate::report::Level::Debug,
+                    message: format!(
+                        "{}: no job matches {entry:?} here: nothing to do",
+                        node.name
+                    ),
+                });
             }
         } else {
             let job = job_name(entry)?.to_string();
