@@ -11,7 +11,7 @@ use ovsup::sim::cluster::{self, CONTROLLERS};
 use ovsup::sim::state::{AptVariant, DomState, Init, NodeState, now_ms};
 
 use super::ovsup::Ovsup;
-use super::testbed::TestBed;
+use ovsup_testbed::{Node, TestBed};
 
 /// Which backend a cluster runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +154,7 @@ fn start_bed(dir: &Path, storage: usize) -> TestBed {
 }
 
 /// Seed a test node the way the built-in cluster seeds the same name.
-fn seed(node: &super::testbed::Node, sim: &str) {
+fn seed(node: &Node, sim: &str) {
     let name = node.name();
     let mut argv: Vec<String> = vec![sim.into(), "seed".into(), "--node".into(), name.into()];
     if CONTROLLERS.contains(&name) {

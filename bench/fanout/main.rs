@@ -12,10 +12,6 @@
 //! `FANOUT_VERBOSE=1` prints every run, `FANOUT_RESULTS` (default `bench/RESULTS.md`; empty:
 //! don't write).
 
-#[path = "../tests/support/testbed.rs"]
-#[allow(dead_code)]
-mod testbed;
-
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -23,7 +19,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use testbed::TestBed;
+use ovsup_testbed::TestBed;
 
 /// Sequential fan-outs timed in each warm measurement.
 const WARM_ROUNDS: u32 = 10;
