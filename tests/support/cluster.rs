@@ -195,23 +195,21 @@ fn seed(node: &Node, sim: &str) {
     assert!(out.status.success(), "memcached link on {name}");
 }
 
-/// Run a test body on both backends.
+/// Runs each named scenario, an ordinary `fn NAME(backend: Backend)` of the calling module,
+/// on both backends: `on_both_backends!(a, b);` makes the tests `a::sim`, `a::ssh`, `b::sim`
+/// and `b::ssh`.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident => $body:expr;)+) => {
+    ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[allow(unused_imports)]
-                use super::*;
                 #[test]
                 fn sim() {
-                    let f: fn($crate::support::cluster::Backend) = $body;
-                    f($crate::support::cluster::Backend::Sim);
+                    super::$name($crate::support::cluster::Backend::Sim);
                 }
                 #[test]
                 fn ssh() {
-                    let f: fn($crate::support::cluster::Backend) = $body;
-                    f($crate::support::cluster::Backend::Ssh);
+                    super::$name($crate::support::cluster::Backend::Ssh);
                 }
             }
         )+
