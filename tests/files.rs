@@ -22,19 +22,15 @@ fn write_read_and_copy_between_nodes(backend: Backend) {
     assert_eq!(v["back"], "line one\n$HOME;`id`\n", "{v}");
     assert_eq!(v["copied"]["node-02"], 20, "{v}");
     // A missing source names the node and the path, and copies nothing.
-    let ran = c
-        .ovsup()
+    c.ovsup()
         .args([
             "eval",
             r#"copy_file("node-01", "/var/tmp/none", ["node-02"])"#,
         ])
         .run()
-        .code(1);
-    assert!(
-        ran.stderr.contains("node-01") && ran.stderr.contains("/var/tmp/none"),
-        "{}",
-        ran.stderr
-    );
+        .code(1)
+        .stderr_has("node-01")
+        .stderr_has("/var/tmp/none");
     // A dry run writes nothing.
     c.ovsup()
         .args([
@@ -49,7 +45,7 @@ fn write_read_and_copy_between_nodes(backend: Backend) {
         .args(["eval", r#"read_file("node-02", "/var/tmp/dry")"#])
         .run()
         .code(1);
-    assert!(ran.stderr.contains("/var/tmp/dry"), "{}", ran.stderr);
+    ran.stderr_has("/var/tmp/dry");
 }
 
 #[test]

@@ -127,41 +127,17 @@ fn held_lock_names_the_node(backend: Backend) {
         .args(["eval", "apt_update(nodes())"])
         .run()
         .code(1);
-    assert!(
-        ran.stderr
-            .contains("node-01: `apt-get update` exited with code 100"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr
-            .contains("E: Could not get lock /var/lib/apt/lists/lock"),
-        "{}",
-        ran.stderr
-    );
-    assert!(!ran.stderr.contains("node-02: `"), "{}", ran.stderr);
+    ran.stderr_has("node-01: `apt-get update` exited with code 100")
+        .stderr_has("E: Could not get lock /var/lib/apt/lists/lock")
+        .stderr_lacks("node-02: `");
     let ran = c
         .ovsup()
         .args(["eval", r#"apt_install(["node-01"], "alba")"#])
         .run()
         .code(1);
-    assert!(
-        ran.stderr
-            .contains("node-01: `DEBIAN_FRONTEND=noninteractive apt-get install"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr
-            .contains("E: Could not get lock /var/lib/dpkg/lock"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr.contains("exited with code 100"),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has("node-01: `DEBIAN_FRONTEND=noninteractive apt-get install")
+        .stderr_has("E: Could not get lock /var/lib/dpkg/lock")
+        .stderr_has("exited with code 100");
     assert_eq!(
         c.state("node-01").packages["alba"].installed.as_deref(),
         Some("0.9.17-1")
@@ -179,29 +155,14 @@ fn failing_install_and_unknown_package(backend: Backend) {
         .args(["eval", r#"apt_install("node-02", "alba")"#])
         .run()
         .code(1);
-    assert!(
-        ran.stderr
-            .contains("node-02: `DEBIAN_FRONTEND=noninteractive apt-get install"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr
-            .contains("E: Sub-process /usr/bin/dpkg returned an error code (1)"),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has("node-02: `DEBIAN_FRONTEND=noninteractive apt-get install")
+        .stderr_has("E: Sub-process /usr/bin/dpkg returned an error code (1)");
     let ran = c
         .ovsup()
         .args(["eval", r#"apt_install("node-01", ["alba", "nosuch"])"#])
         .run()
         .code(1);
-    assert!(
-        ran.stderr
-            .contains(r#"node-01: apt knows no package "nosuch""#),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has(r#"node-01: apt knows no package "nosuch""#);
     assert!(installs(&c, "node-01", 0).is_empty());
 }
 

@@ -75,14 +75,11 @@ fn require_offline_refuses_naming_every_online_node(backend: Backend) {
         value(&eval(&c, "set_offline(nodes()[0])").code(0)),
         json!(true)
     );
-    let ran = eval(&c, "require_offline(nodes())").code(3);
-    let error = ran.json_result()["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(error.contains("node-02, node-03"), "{error}");
-    assert!(!error.contains("node-01"), "{error}");
-    assert!(error.contains("ovsup preprocess"), "{error}");
+    eval(&c, "require_offline(nodes())")
+        .code(3)
+        .json_error_has("node-02, node-03")
+        .json_error_lacks("node-01")
+        .json_error_has("ovsup preprocess");
     eval(&c, "require_offline(nodes()[0])").code(0);
     // The human output says the same on stderr.
     let ran = c
@@ -90,8 +87,7 @@ fn require_offline_refuses_naming_every_online_node(backend: Backend) {
         .args(["eval", "require_offline(nodes())"])
         .run()
         .code(3);
-    assert!(ran.stderr.contains("refused"), "{}", ran.stderr);
-    assert!(ran.stderr.contains("node-02, node-03"), "{}", ran.stderr);
+    ran.stderr_has("refused").stderr_has("node-02, node-03");
 }
 
 fn dry_run_changes_nothing(backend: Backend) {

@@ -154,29 +154,14 @@ fn globs_matching_nothing_and_unknown_jobs(backend: Backend) {
         .args(["eval", r#"service_start(nodes(), "ovs-nope")"#])
         .run()
         .code(1);
-    assert!(
-        ran.stderr
-            .contains(r#"node-01: no service named "ovs-nope""#),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr
-            .contains(r#"node-02: no service named "ovs-nope""#),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has(r#"node-01: no service named "ovs-nope""#)
+        .stderr_has(r#"node-02: no service named "ovs-nope""#);
     let ran = c
         .ovsup()
         .args(["eval", r#"service_pid("node-02", "ovs-nope")"#])
         .run()
         .code(1);
-    assert!(
-        ran.stderr
-            .contains(r#"node-02: no service named "ovs-nope""#),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has(r#"node-02: no service named "ovs-nope""#);
 }
 
 fn failing_start_names_the_node(backend: Backend) {
@@ -189,12 +174,7 @@ fn failing_start_names_the_node(backend: Backend) {
         .args(["eval", r#"service_restart("node-02", "ovs-webapp-api")"#])
         .run()
         .code(1);
-    assert!(
-        ran.stderr
-            .contains("node-02: `systemctl restart ovs-webapp-api.service` exited with code 1"),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has("node-02: `systemctl restart ovs-webapp-api.service` exited with code 1");
 }
 
 fn dry_run_changes_nothing(backend: Backend) {
@@ -241,9 +221,5 @@ fn sysv_memcached(backend: Backend) {
         .args(["eval", r#"sysv("node-01", "memcached", "reload")"#])
         .run()
         .code(2);
-    assert!(
-        ran.stderr.contains("sysv: the action must be"),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has("sysv: the action must be");
 }

@@ -148,13 +148,9 @@ fn a_stuck_vm_fails_by_the_deadline_and_force_powers_it_off(backend: Backend) {
     let took = began.elapsed();
     assert!(took < Duration::from_secs(6), "took {took:?}");
     assert!(took >= Duration::from_secs(3), "took {took:?}");
-    let error = ran.json_result()["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(error.contains("node-02"), "{error}");
-    assert!(error.contains("vm-1-db"), "{error}");
-    assert!(!error.contains("node-01:"), "{error}");
+    ran.json_error_has("node-02")
+        .json_error_has("vm-1-db")
+        .json_error_lacks("node-01:");
     // No power-off without force; every VM stays recorded.
     assert_eq!(domains(&c, "node-02")["vm-1-db"], DomState::Running);
     assert_eq!(domains(&c, "node-02")["vm-1-web"], DomState::ShutOff);
@@ -275,19 +271,10 @@ fn a_legacy_record_is_refused_until_imported(backend: Backend) {
     let legacy = legacy(&c);
     std::fs::write(&legacy, r#"{"node-01": ["vm-0-web"]}"#).expect("write legacy record");
     for script in ["vm_record()", "start_vms()", "stop_vms(nodes())"] {
-        let ran = eval(&c, script).code(3);
-        let error = ran.json_result()["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            error.contains("import_legacy_vm_record()"),
-            "{script}: {error}"
-        );
-        assert!(
-            error.contains(&legacy.display().to_string()),
-            "{script}: {error}"
-        );
+        eval(&c, script)
+            .code(3)
+            .json_error_has("import_legacy_vm_record()")
+            .json_error_has(&legacy.display().to_string());
     }
     // Nothing was stopped by the refused stop_vms.
     assert_eq!(running_on(&c, "node-02").len(), 2);
@@ -318,12 +305,9 @@ fn a_malformed_record_is_an_error_and_is_kept(backend: Backend) {
     let c = Cluster::new(backend, 1);
     std::fs::create_dir_all(c.state_dir()).expect("state dir");
     std::fs::write(record_path(&c), "{\"node-01\": \"vm-0-web\"}").expect("write");
-    let ran = eval(&c, "stop_vms(nodes())").code(1);
-    let error = ran.json_result()["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(error.contains("vm-record.json"), "{error}");
+    eval(&c, "stop_vms(nodes())")
+        .code(1)
+        .json_error_has("vm-record.json");
     assert_eq!(running_on(&c, "node-01").len(), 3);
     assert_eq!(
         std::fs::read_to_string(record_path(&c)).expect("read"),
@@ -334,23 +318,13 @@ fn a_malformed_record_is_an_error_and_is_kept(backend: Backend) {
 fn ctrl_c_ends_the_wait(backend: Backend) {
     let c = Cluster::new(backend, 1);
     c.update("node-01", |s| s.faults.stuck_vms = vec!["vm-0-db".into()]);
-    let child = ovsup(&c)
+    let running = ovsup(&c)
         .args(["eval", "stop_vms(nodes(), #{timeout: 600})"])
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start ovsup");
+        .spawn();
     std::thread::sleep(Duration::from_millis(2500));
     let sent = Instant::now();
-    crate::support::ovsup::interrupt(&child);
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    running.interrupt();
+    running.wait().code(130);
     assert!(
         sent.elapsed() < Duration::from_secs(3),
         "took {:?}",

@@ -792,12 +792,9 @@ fn the_lock_refuses_a_second_run_and_dies_with_a_killed_holder(backend: Backend)
     });
 
     let refused = ovsup(&c).args(["check"]).run().code(3);
-    assert!(
-        refused.stderr.contains(&format!("pid {pid}")),
-        "{}",
-        refused.stderr
-    );
-    assert!(refused.stderr.contains("stop-vm"), "{}", refused.stderr);
+    refused
+        .stderr_has(&format!("pid {pid}"))
+        .stderr_has("stop-vm");
     ovsup(&c)
         .args(["--yes", "stop-vm"])
         .run()
@@ -896,7 +893,7 @@ fn legacy_flags_stop_at_the_first_refusal() {
     let c = Cluster::new(Backend::Sim, 3);
     ok(&c, &["-u"]);
     let ran = yes(&c, &["-P", "-o"]).run().code(3);
-    assert!(ran.stderr.contains("online"), "{}", ran.stderr);
+    ran.stderr_has("online");
     for node in c.storage_names() {
         assert!(
             look(&c.state(&node)).agent,
@@ -927,7 +924,7 @@ fn an_interrupted_skip_vm_step_run_again_without_skip_vm_does_not_start_the_reco
     assert!(steps(&c).contains("alba"));
 
     let refused = yes(&c, &["alba"]).run().code(3);
-    assert!(refused.stderr.contains("--skip-vm"), "{}", refused.stderr);
+    refused.stderr_has("--skip-vm");
     assert!(
         c.running_vms().values().all(BTreeSet::is_empty),
         "VMs were started"

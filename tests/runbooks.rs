@@ -46,14 +46,6 @@ fn value(ran: &Ran) -> Value {
     ran.json_result()["value"].clone()
 }
 
-/// The error text of a failed or refused `--json` run.
-fn error(ran: &Ran) -> String {
-    ran.json_result()["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn eval(c: &Cluster, script: &str) -> Value {
     value(&run(c, &["eval", script]).code(0))
 }
@@ -501,7 +493,7 @@ fn update_refreshes_the_apt_lists_on_every_node(backend: Backend) {
     let human = ovsup(&c).args(["--dry-run", "update"]).run().code(0);
     for node in c.storage_names() {
         let line = format!("{node}: would run: apt-get update");
-        assert!(human.stderr.contains(&line), "{}", human.stderr);
+        human.stderr_has(&line);
     }
     for node in c.storage_names() {
         let alba = &c.state(&node).packages["alba"];
@@ -563,21 +555,9 @@ fn check_reports_installed_and_candidate_per_component_on_every_node(backend: Ba
     // The human output says it the legacy way, and names node and versions.
     let human = ovsup(&c).args(["check"]).run().code(0);
     for comp in ["arakoon", "framework", "volumedriver", "alba"] {
-        assert!(
-            human
-                .stderr
-                .contains(&format!("[+] update for {comp}: True")),
-            "{}",
-            human.stderr
-        );
+        human.stderr_has(&format!("[+] update for {comp}: True"));
     }
-    assert!(
-        human
-            .stderr
-            .contains(&format!("node-03: alba {} → {}", ALBA.1, ALBA.2)),
-        "{}",
-        human.stderr
-    );
+    human.stderr_has(&format!("node-03: alba {} → {}", ALBA.1, ALBA.2));
 
     // Updates pending on some nodes only are seen (the legacy check looked at one node).
     eval(
@@ -1246,47 +1226,45 @@ fn guards_refuse_and_say_what_to_do(backend: Backend) {
     run(&c, &["update"]).code(0);
     // Online: the dangerous runbooks refuse, naming every node, and change nothing.
     for runbook in ["framework", "arakoon", "volumedriver", "alba"] {
-        let ran = assert_changes_nothing(&c, &["--yes", runbook], 3);
-        let e = error(&ran);
-        assert!(e.contains("node-01, node-02, node-03"), "{runbook}: {e}");
-        assert!(e.contains("ovsup preprocess"), "{runbook}: {e}");
+        assert_changes_nothing(&c, &["--yes", runbook], 3)
+            .json_error_has("node-01, node-02, node-03")
+            .json_error_has("ovsup preprocess");
     }
-    let human = ovsup(&c).args(["arakoon"]).run().code(3);
-    assert!(human.stderr.contains("refused"), "{}", human.stderr);
+    ovsup(&c)
+        .args(["arakoon"])
+        .run()
+        .code(3)
+        .stderr_has("refused");
     // One node online is enough to refuse.
     eval(&c, "set_offline(nodes()[0]); set_offline(nodes()[2])");
-    let e = error(&assert_changes_nothing(&c, &["framework"], 3));
-    assert!(e.contains("node-02") && !e.contains("node-01"), "{e}");
+    assert_changes_nothing(&c, &["framework"], 3)
+        .json_error_has("node-02")
+        .json_error_lacks("node-01");
     // --force overrides, loudly.
-    let forced = ovsup(&c).args(["--force", "arakoon"]).run().code(0);
-    assert!(
-        forced.stderr.contains("--force")
-            && forced.stderr.contains("ONLINE")
-            && forced.stderr.contains("node-02"),
-        "{}",
-        forced.stderr
-    );
+    ovsup(&c)
+        .args(["--force", "arakoon"])
+        .run()
+        .code(0)
+        .stderr_has("--force")
+        .stderr_has("ONLINE")
+        .stderr_has("node-02");
     assert_installed(&c, ARAKOON, true);
 
     run(&c, &["preprocess"]).code(0);
     // Stopping VMs needs a confirmation: without --yes and without a terminal, refused,
     // with nothing stopped, installed, or left in progress.
     for runbook in ["stop-vm", "volumedriver", "alba"] {
-        let ran = assert_changes_nothing(&c, &[runbook], 3);
-        let e = error(&ran);
-        assert!(e.contains("--yes"), "{runbook}: {e}");
+        assert_changes_nothing(&c, &[runbook], 3).json_error_has("--yes");
     }
     // VMs recorded by stop-vm: volumedriver and alba without --skip-vm refuse (the
     // operator forgot --skip-vm), even after a refused run of the same step.
     let vms_before = c.running_vms();
     run(&c, &["--yes", "stop-vm"]).code(0);
     for runbook in ["volumedriver", "alba"] {
-        let ran = assert_changes_nothing(&c, &["--yes", runbook], 3);
-        let e = error(&ran);
-        assert!(
-            e.contains("7 VMs") && e.contains("--skip-vm") && e.contains("start-vm"),
-            "{runbook}: {e}"
-        );
+        assert_changes_nothing(&c, &["--yes", runbook], 3)
+            .json_error_has("7 VMs")
+            .json_error_has("--skip-vm")
+            .json_error_has("start-vm");
     }
     assert_eq!(vm_record(&c), vms_before);
     assert!(c.running_vms().values().all(BTreeSet::is_empty));

@@ -76,11 +76,7 @@ fn unknown_commands_fail_clearly(backend: Backend) {
         .args(["eval", r#"sh(nodes(), "apt-get frobnicate")"#])
         .run()
         .code(1);
-    assert!(ran.stderr.contains("node-01"), "{}", ran.stderr);
-    assert!(
-        ran.stderr.contains("exited with code 127"),
-        "{}",
-        ran.stderr
-    );
-    assert!(ran.stderr.contains("not simulated"), "{}", ran.stderr);
+    ran.stderr_has("node-01")
+        .stderr_has("exited with code 127")
+        .stderr_has("not simulated");
 }
