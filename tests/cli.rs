@@ -28,21 +28,16 @@ fn list_show_and_edit_with_a_site_override() {
         "update",
         "volumedriver",
     ] {
-        assert!(
-            listed
-                .stdout
-                .lines()
-                .any(|l| l.starts_with(name) && l.ends_with("[shipped]")),
-            "{name} missing:\n{}",
-            listed.stdout
+        listed.stdout_has_line(
+            &format!("starting with {name:?}, ending with \"[shipped]\""),
+            |l| l.starts_with(name) && l.ends_with("[shipped]"),
         );
     }
-    let shown = sim(dir.path()).args(["show", "check"]).run().code(0);
-    assert!(
-        shown.stdout.starts_with("//! Versions on every node"),
-        "{}",
-        shown.stdout
-    );
+    sim(dir.path())
+        .args(["show", "check"])
+        .run()
+        .code(0)
+        .stdout_starts_with("//! Versions on every node");
 
     // edit copies the shipped runbook into the site directory; it then overrides the shipped one.
     let site_arg = site.to_str().expect("utf8");
@@ -59,12 +54,7 @@ fn list_show_and_edit_with_a_site_override() {
         .args(["--runbook-dir", site_arg, "list"])
         .run()
         .code(0);
-    let line = listed
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("update"))
-        .unwrap_or_default()
-        .to_string();
+    let line = listed.stdout_line("update");
     assert!(
         line.contains("The site's own update.") && line.contains(&copy.display().to_string()),
         "{line}"
@@ -102,41 +92,33 @@ fn legacy_flags_and_subcommands_do_not_mix_and_nothing_to_do_is_an_error() {
         .stderr_has("either a subcommand or legacy flags");
     sim(dir.path()).run().code(2).stderr_has("nothing to do");
     // `-v` is the legacy --volumedriver, as in update-ovs.py; verbose is --verbose.
-    let help = sim(dir.path()).args(["--help"]).run().code(0);
-    assert!(
-        help.stdout.contains("-v, --volumedriver"),
-        "{}",
-        help.stdout
-    );
-    assert!(
-        help.stdout.contains("-k, --skip-vm") && help.stdout.contains("--skip"),
-        "{}",
-        help.stdout
-    );
+    sim(dir.path())
+        .args(["--help"])
+        .run()
+        .code(0)
+        .stdout_has("-v, --volumedriver")
+        .stdout_has("-k, --skip-vm")
+        .stdout_has("--skip");
 }
 
 #[test]
 fn the_simulated_cluster_can_be_reset_shown_and_broken() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let shown = sim(dir.path())
+    sim(dir.path())
         .args(["sim", "show", "node-02"])
         .run()
-        .code(0);
-    assert!(
-        shown.stdout.contains("node-02 (Systemd, apt 1.2)"),
-        "{}",
-        shown.stdout
-    );
+        .code(0)
+        .stdout_has("node-02 (Systemd, apt 1.2)");
     sim(dir.path())
         .args(["sim", "fault", "node-02", "apt_lock", "true"])
         .run()
         .code(0);
-    let ran = sim(dir.path()).args(["update"]).run().code(1);
-    assert!(
-        ran.stderr.contains("node-02") && ran.stderr.contains("Could not get lock"),
-        "{}",
-        ran.stderr
-    );
+    sim(dir.path())
+        .args(["update"])
+        .run()
+        .code(1)
+        .stderr_has("node-02")
+        .stderr_has("Could not get lock");
     sim(dir.path())
         .args(["sim", "fault", "node-02", "no_such_knob", "1"])
         .run()

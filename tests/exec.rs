@@ -97,16 +97,12 @@ fn a_stopped_node_is_unreachable_by_name_and_the_others_are_kept() {
     let down_name = down.name().to_string();
 
     // sh raises, naming the node; exit code 1.
-    let ran = Ovsup::with_inventory(bed.inventory_path())
+    Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&state(&bed))
         .args(["eval", r#"sh(nodes(), "echo up")"#])
         .run()
-        .code(1);
-    assert!(
-        ran.stderr.contains(&format!("{down_name}: unreachable")),
-        "{}",
-        ran.stderr
-    );
+        .code(1)
+        .stderr_has(&format!("{down_name}: unreachable"));
 
     // The results of the reachable nodes are kept, in the error and with try_sh.
     let script = r#"
@@ -133,13 +129,13 @@ fn a_stopped_node_is_unreachable_by_name_and_the_others_are_kept() {
     );
 
     // `nodes --ping` reports it and fails.
-    let ran = Ovsup::with_inventory(bed.inventory_path())
+    Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&state(&bed))
         .args(["nodes", "--ping"])
         .run()
-        .code(1);
-    assert!(ran.stdout.contains("UNREACHABLE"), "{}", ran.stdout);
-    assert_eq!(ran.stdout.matches("  ok  ").count(), 2, "{}", ran.stdout);
+        .code(1)
+        .stdout_has("UNREACHABLE")
+        .stdout_has_times("  ok  ", 2);
 }
 
 #[test]
@@ -155,8 +151,8 @@ fn a_hanging_command_hits_the_timeout_and_does_not_live_on() {
         .run()
         .code(1);
     let took = started.elapsed();
-    assert!(ran.stderr.contains("timed out after 2 s"), "{}", ran.stderr);
-    assert!(ran.stderr.contains(bed.node(0).name()), "{}", ran.stderr);
+    ran.stderr_has("timed out after 2 s")
+        .stderr_has(bed.node(0).name());
     assert!(took.as_secs_f64() < 10.0, "took {took:?}");
     // The node's timeout(1) killed it: nothing of it is left on the node.
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -176,17 +172,11 @@ fn a_changed_host_key_is_refused() {
         .run()
         .code(1);
     let name = bed.node(0).name();
-    assert!(
-        ran.stderr.contains(&format!("{name}: unreachable")),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr.contains("Host key verification failed")
-            || ran.stderr.contains("HOST IDENTIFICATION HAS CHANGED"),
-        "{}",
-        ran.stderr
-    );
+    ran.stderr_has(&format!("{name}: unreachable"))
+        .stderr_has_one_of(&[
+            "Host key verification failed",
+            "HOST IDENTIFICATION HAS CHANGED",
+        ]);
 }
 
 #[test]

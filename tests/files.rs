@@ -5,36 +5,47 @@ use crate::support::TestBed;
 use crate::support::cluster::{Backend, Cluster};
 use crate::support::ovsup::Ovsup;
 
-on_both_backends! {
-    write_read_and_copy_between_nodes => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        let ran = c
-            .ovsup()
-            .args(["--json", "eval", r#"
-                write_file("node-01", "/var/tmp/ovsup dir/it's.txt", "line one\n$HOME;`id`\n");
-                let copied = copy_file("node-01", "/var/tmp/ovsup dir/it's.txt", ["node-02", "node-03"]);
-                #{ copied: copied, back: read_file("node-03", "/var/tmp/ovsup dir/it's.txt") }
-            "#])
-            .run()
-            .code(0);
-        let v = ran.json_result()["value"].clone();
-        assert_eq!(v["back"], "line one\n$HOME;`id`\n", "{v}");
-        assert_eq!(v["copied"]["node-02"], 20, "{v}");
-        // A missing source names the node and the path, and copies nothing.
-        let ran = c
-            .ovsup()
-            .args(["eval", r#"copy_file("node-01", "/var/tmp/none", ["node-02"])"#])
-            .run()
-            .code(1);
-        assert!(ran.stderr.contains("node-01") && ran.stderr.contains("/var/tmp/none"), "{}", ran.stderr);
-        // A dry run writes nothing.
-        c.ovsup()
-            .args(["--dry-run", "eval", r#"write_file("node-02", "/var/tmp/dry", "x")"#])
-            .run()
-            .code(0);
-        let ran = c.ovsup().args(["eval", r#"read_file("node-02", "/var/tmp/dry")"#]).run().code(1);
-        assert!(ran.stderr.contains("/var/tmp/dry"), "{}", ran.stderr);
-    };
+on_both_backends!(write_read_and_copy_between_nodes,);
+
+fn write_read_and_copy_between_nodes(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    let ran = c
+        .ovsup()
+        .args(["--json", "eval", r#"
+            write_file("node-01", "/var/tmp/ovsup dir/it's.txt", "line one\n$HOME;`id`\n");
+            let copied = copy_file("node-01", "/var/tmp/ovsup dir/it's.txt", ["node-02", "node-03"]);
+            #{ copied: copied, back: read_file("node-03", "/var/tmp/ovsup dir/it's.txt") }
+        "#])
+        .run()
+        .code(0);
+    let v = ran.json_result()["value"].clone();
+    assert_eq!(v["back"], "line one\n$HOME;`id`\n", "{v}");
+    assert_eq!(v["copied"]["node-02"], 20, "{v}");
+    // A missing source names the node and the path, and copies nothing.
+    c.ovsup()
+        .args([
+            "eval",
+            r#"copy_file("node-01", "/var/tmp/none", ["node-02"])"#,
+        ])
+        .run()
+        .code(1)
+        .stderr_has("node-01")
+        .stderr_has("/var/tmp/none");
+    // A dry run writes nothing.
+    c.ovsup()
+        .args([
+            "--dry-run",
+            "eval",
+            r#"write_file("node-02", "/var/tmp/dry", "x")"#,
+        ])
+        .run()
+        .code(0);
+    let ran = c
+        .ovsup()
+        .args(["eval", r#"read_file("node-02", "/var/tmp/dry")"#])
+        .run()
+        .code(1);
+    ran.stderr_has("/var/tmp/dry");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::TestBed;
-use crate::support::ovsup::{Ovsup, interrupt};
+use crate::support::ovsup::Ovsup;
 
 #[test]
 fn sigint_lets_in_flight_commands_finish_starts_nothing_new_and_exits_130() {
@@ -16,29 +16,19 @@ fn sigint_lets_in_flight_commands_finish_starts_nothing_new_and_exits_130() {
             sh(nodes(), "sleep 1; echo " + i + " >> /var/tmp/steps");
         }
     "#;
-    let child = Ovsup::with_inventory(bed.inventory_path())
+    let running = Ovsup::with_inventory(bed.inventory_path())
         .state_dir(&state)
         .args(["eval", script])
-        .command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start ovsup");
+        .spawn();
     // Interrupt in the middle of the second step (connect + first step take ~1.1 s).
     std::thread::sleep(Duration::from_millis(1600));
     let sent = Instant::now();
-    interrupt(&child);
-    let out = child.wait_with_output().expect("wait");
+    running.interrupt();
+    let ran = running.wait();
     let waited = sent.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ran = ran.code(130);
     assert!(waited < Duration::from_secs(5), "took {waited:?} to stop");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    ran.stderr_has("interrupted");
     // The step in flight completed on every node (it was not cut), and no later step started.
     std::thread::sleep(Duration::from_millis(1500));
     let mut counts = Vec::new();

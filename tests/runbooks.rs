@@ -46,14 +46,6 @@ fn value(ran: &Ran) -> Value {
     ran.json_result()["value"].clone()
 }
 
-/// The error text of a failed or refused `--json` run.
-fn error(ran: &Ran) -> String {
-    ran.json_result()["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn eval(c: &Cluster, script: &str) -> Value {
     value(&run(c, &["eval", script]).code(0))
 }
@@ -476,568 +468,811 @@ fn assert_controllers_untouched(c: &Cluster) {
 // ---------------------------------------------------------------------------------------
 // The runbooks
 
-on_both_backends! {
-    update_refreshes_the_apt_lists_on_every_node => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        let plan = assert_dry_run(&c, &["update"]);
-        assert_planned_everywhere(&c, &plan, |_| "apt-get update".into());
-        // The human output prints the plan too.
-        let human = ovsup(&c).args(["--dry-run", "update"]).run().code(0);
-        for node in c.storage_names() {
-            let line = format!("{node}: would run: apt-get update");
-            assert!(human.stderr.contains(&line), "{}", human.stderr);
-        }
-        for node in c.storage_names() {
-            let alba = &c.state(&node).packages["alba"];
-            assert_eq!(alba.candidate.as_deref(), Some(ALBA.1), "{node}: dry run");
-        }
+on_both_backends!(
+    update_refreshes_the_apt_lists_on_every_node,
+    check_reports_installed_and_candidate_per_component_on_every_node,
+    preprocess_takes_every_node_offline,
+    postprocess_brings_every_node_online,
+    framework_upgrades_and_restarts_in_the_legacy_order,
+    arakoon_upgrades_and_restarts_each_cluster_through_the_first_node,
+    volumedriver_stops_and_starts_the_vms_around_the_upgrade,
+    volumedriver_with_skip_vm_leaves_the_vms_to_the_operator,
+    alba_restarts_its_daemons_and_backend_clusters_around_a_vm_stop,
+    alba_with_skip_vm_leaves_the_vms_to_the_operator,
+    stop_vm_records_and_stops_every_running_vm,
+    start_vm_starts_the_recorded_vms_and_clears_the_record,
+    sync_downloads_each_package_once_and_installs_download_nothing_more,
+    guards_refuse_and_say_what_to_do,
+);
 
-        let marks = history_lens(&c);
-        run(&c, &["update"]).code(0);
-        let sent = history_since(&c, &marks);
-        for node in c.storage_names() {
-            assert_eq!(count(&sent[&node], "apt-get update"), 1, "{node}");
-            let s = c.state(&node);
-            for (names, old, new) in [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON] {
-                for pkg in names {
-                    let p = &s.packages[*pkg];
-                    assert_eq!(p.candidate.as_deref(), Some(new), "{node}: {pkg}");
-                    assert_eq!(p.installed.as_deref(), Some(old), "{node}: {pkg}");
-                }
+fn update_refreshes_the_apt_lists_on_every_node(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    let plan = assert_dry_run(&c, &["update"]);
+    assert_planned_everywhere(&c, &plan, |_| "apt-get update".into());
+    // The human output prints the plan too.
+    let human = ovsup(&c).args(["--dry-run", "update"]).run().code(0);
+    for node in c.storage_names() {
+        let line = format!("{node}: would run: apt-get update");
+        human.stderr_has(&line);
+    }
+    for node in c.storage_names() {
+        let alba = &c.state(&node).packages["alba"];
+        assert_eq!(alba.candidate.as_deref(), Some(ALBA.1), "{node}: dry run");
+    }
+
+    let marks = history_lens(&c);
+    run(&c, &["update"]).code(0);
+    let sent = history_since(&c, &marks);
+    for node in c.storage_names() {
+        assert_eq!(count(&sent[&node], "apt-get update"), 1, "{node}");
+        let s = c.state(&node);
+        for (names, old, new) in [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON] {
+            for pkg in names {
+                let p = &s.packages[*pkg];
+                assert_eq!(p.candidate.as_deref(), Some(new), "{node}: {pkg}");
+                assert_eq!(p.installed.as_deref(), Some(old), "{node}: {pkg}");
             }
         }
-        assert_controllers_untouched(&c);
-        assert_idempotent(&c, &["update"]);
+    }
+    assert_controllers_untouched(&c);
+    assert_idempotent(&c, &["update"]);
+}
+
+fn check_reports_installed_and_candidate_per_component_on_every_node(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    // Before `update` the lists know nothing newer.
+    let v = value(&run(&c, &["check"]).code(0));
+    for comp in ["arakoon", "framework", "volumedriver", "alba"] {
+        assert_eq!(v[comp], json!({"pending": false, "nodes": {}}), "{v}");
+    }
+    run(&c, &["update"]).code(0);
+
+    let expected = |names: &[&str], old: &str, new: &str, nodes: &[String]| {
+        let per: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|p| (p.to_string(), json!(format!("{old} → {new}"))))
+            .collect();
+        let nodes: serde_json::Map<String, Value> = nodes
+            .iter()
+            .map(|n| (n.clone(), Value::Object(per.clone())))
+            .collect();
+        json!({"pending": true, "nodes": nodes})
     };
+    let all = c.storage_names();
+    let ran = assert_idempotent(&c, &["check"]);
+    let v = value(&ran);
+    for (comp, (names, old, new)) in [
+        ("framework", FRAMEWORK),
+        ("volumedriver", VOLUMEDRIVER),
+        ("alba", ALBA),
+        ("arakoon", ARAKOON),
+    ] {
+        assert_eq!(v[comp], expected(names, old, new, &all), "{comp}");
+    }
+    // A dry run reads the same.
+    let dry = assert_changes_nothing(&c, &["--dry-run", "check"], 0);
+    assert_eq!(value(&dry), v);
+    // The human output says it the legacy way, and names node and versions.
+    let human = ovsup(&c).args(["check"]).run().code(0);
+    for comp in ["arakoon", "framework", "volumedriver", "alba"] {
+        human.stderr_has(&format!("[+] update for {comp}: True"));
+    }
+    human.stderr_has(&format!("node-03: alba {} → {}", ALBA.1, ALBA.2));
 
-    check_reports_installed_and_candidate_per_component_on_every_node => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        // Before `update` the lists know nothing newer.
-        let v = value(&run(&c, &["check"]).code(0));
-        for comp in ["arakoon", "framework", "volumedriver", "alba"] {
-            assert_eq!(v[comp], json!({"pending": false, "nodes": {}}), "{v}");
-        }
-        run(&c, &["update"]).code(0);
+    // Updates pending on some nodes only are seen (the legacy check looked at one node).
+    eval(
+        &c,
+        r#"apt_install(nodes()[0], "alba"); apt_install(nodes()[0], "arakoon"); apt_install(nodes()[1], "arakoon"); apt_install(nodes()[2], "arakoon")"#,
+    );
+    let v = value(&run(&c, &["check"]).code(0));
+    assert_eq!(
+        v["alba"],
+        expected(ALBA.0, ALBA.1, ALBA.2, &all[1..]),
+        "{v}"
+    );
+    assert_eq!(v["arakoon"], json!({"pending": false, "nodes": {}}), "{v}");
+    assert_controllers_untouched(&c);
+}
 
-        let expected = |names: &[&str], old: &str, new: &str, nodes: &[String]| {
-            let per: serde_json::Map<String, Value> = names
-                .iter()
-                .map(|p| (p.to_string(), json!(format!("{old} → {new}"))))
-                .collect();
-            let nodes: serde_json::Map<String, Value> =
-                nodes.iter().map(|n| (n.clone(), Value::Object(per.clone()))).collect();
-            json!({"pending": true, "nodes": nodes})
-        };
-        let all = c.storage_names();
-        let ran = assert_idempotent(&c, &["check"]);
-        let v = value(&ran);
-        for (comp, (names, old, new)) in [
-            ("framework", FRAMEWORK),
-            ("volumedriver", VOLUMEDRIVER),
-            ("alba", ALBA),
-            ("arakoon", ARAKOON),
-        ] {
-            assert_eq!(v[comp], expected(names, old, new, &all), "{comp}");
-        }
-        // A dry run reads the same.
-        let dry = assert_changes_nothing(&c, &["--dry-run", "check"], 0);
-        assert_eq!(value(&dry), v);
-        // The human output says it the legacy way, and names node and versions.
-        let human = ovsup(&c).args(["check"]).run().code(0);
-        for comp in ["arakoon", "framework", "volumedriver", "alba"] {
-            assert!(human.stderr.contains(&format!("[+] update for {comp}: True")), "{}", human.stderr);
-        }
-        assert!(human.stderr.contains(&format!("node-03: alba {} → {}", ALBA.1, ALBA.2)), "{}", human.stderr);
+fn preprocess_takes_every_node_offline(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    let plan = assert_dry_run(&c, &["preprocess"]);
+    assert_planned_everywhere(&c, &plan, |_| "fuser -k 4446/tcp".into());
+    for node in c.storage_names() {
+        assert!(c.state(&node).agent_pid.is_some(), "{node}: dry run");
+    }
 
-        // Updates pending on some nodes only are seen (the legacy check looked at one node).
-        eval(&c, r#"apt_install(nodes()[0], "alba"); apt_install(nodes()[0], "arakoon"); apt_install(nodes()[1], "arakoon"); apt_install(nodes()[2], "arakoon")"#);
-        let v = value(&run(&c, &["check"]).code(0));
-        assert_eq!(v["alba"], expected(ALBA.0, ALBA.1, ALBA.2, &all[1..]), "{v}");
-        assert_eq!(v["arakoon"], json!({"pending": false, "nodes": {}}), "{v}");
-        assert_controllers_untouched(&c);
-    };
+    let marks = history_lens(&c);
+    run(&c, &["preprocess"]).code(0);
+    let sent = history_since(&c, &marks);
+    for node in c.storage_names() {
+        assert_eq!(c.state(&node).agent_pid, None, "{node}");
+        assert_eq!(count(&sent[&node], "fuser -k 4446/tcp"), 1, "{node}");
+    }
+    assert_eq!(
+        eval(&c, "is_offline(nodes())"),
+        json!({"node-01": true, "node-02": true, "node-03": true})
+    );
+    assert_controllers_untouched(&c);
+    assert_idempotent(&c, &["preprocess"]);
+}
 
-    preprocess_takes_every_node_offline => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        let plan = assert_dry_run(&c, &["preprocess"]);
-        assert_planned_everywhere(&c, &plan, |_| "fuser -k 4446/tcp".into());
-        for node in c.storage_names() {
-            assert!(c.state(&node).agent_pid.is_some(), "{node}: dry run");
-        }
+fn postprocess_brings_every_node_online(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    run(&c, &["preprocess"]).code(0);
+    let plan = assert_dry_run(&c, &["postprocess"]);
+    assert_planned_everywhere(&c, &plan, |_| "ays start -n jsagent".into());
 
-        let marks = history_lens(&c);
-        run(&c, &["preprocess"]).code(0);
-        let sent = history_since(&c, &marks);
-        for node in c.storage_names() {
-            assert_eq!(c.state(&node).agent_pid, None, "{node}");
-            assert_eq!(count(&sent[&node], "fuser -k 4446/tcp"), 1, "{node}");
+    let marks = history_lens(&c);
+    run(&c, &["postprocess"]).code(0);
+    let sent = history_since(&c, &marks);
+    for node in c.storage_names() {
+        assert!(c.state(&node).agent_pid.is_some(), "{node}");
+        assert_eq!(count(&sent[&node], "ays start -n jsagent"), 1, "{node}");
+    }
+    assert_eq!(
+        eval(&c, "is_offline(nodes())"),
+        json!({"node-01": false, "node-02": false, "node-03": false})
+    );
+    assert_controllers_untouched(&c);
+    assert_idempotent(&c, &["postprocess"]);
+}
+
+fn framework_upgrades_and_restarts_in_the_legacy_order(backend: Backend) {
+    let c = prepared(backend);
+    let plan = assert_dry_run(&c, &["framework"]);
+    assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "stop", "ovs-watcher-framework"));
+    assert_planned_everywhere(&c, &plan, |_| "/etc/init.d/memcached stop".into());
+    assert_planned_everywhere(&c, &plan, |_| format!("touch {READY}"));
+    assert_planned_everywhere(&c, &plan, |_| {
+        format!("python {SCRIPTS}/post-upgrade-all.py")
+    });
+    assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-webapp-api"));
+    assert_planned_everywhere(&c, &plan, |_| "ays restart -n nginx".into());
+    assert!(
+        plan.iter().any(|l| l.starts_with("node-02: ")
+            && l.contains("apt-get install")
+            && l.contains("openvstorage-webapps")),
+        "{plan:#?}"
+    );
+    assert_eq!(
+        plan.iter()
+            .filter(|l| l.ends_with("post-upgrade-single.py"))
+            .count(),
+        1,
+        "{plan:#?}"
+    );
+
+    let pids_before = pids(&c);
+    let vms_before = c.running_vms();
+    let marks = history_lens(&c);
+    let v = value(&run(&c, &["framework"]).code(0));
+    assert_eq!(v["updated"], true, "{v}");
+    let sent = history_since(&c, &marks);
+
+    assert_installed(&c, FRAMEWORK, true);
+    assert_installed(&c, VOLUMEDRIVER, false);
+    assert_installed(&c, ALBA, false);
+    assert_installed(&c, ARAKOON, false);
+    let restarted = restarted(&pids_before, &pids(&c));
+    let files = files(&c);
+    for node in c.storage_names() {
+        let want: BTreeSet<String> = [
+            "ovs-watcher-framework",
+            "ovs-webapp-api",
+            "ovs-arakoon-ovsdb",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(restarted[&node], want, "{node}: jobs with a new pid");
+        let s = c.state(&node);
+        assert!(s.memcached_running, "{node}");
+        let h = &sent[&node];
+        // memcached: stopped, started, restarted, once each.
+        for action in ["stop", "start", "restart"] {
+            assert_eq!(
+                count(h, &format!("/etc/init.d/memcached {action}")),
+                1,
+                "{node}: {h:#?}"
+            );
         }
+        let single = count(h, &format!("python {SCRIPTS}/post-upgrade-single.py"));
         assert_eq!(
-            eval(&c, "is_offline(nodes())"),
-            json!({"node-01": true, "node-02": true, "node-03": true})
+            single,
+            usize::from(node == "node-01"),
+            "{node}: post-upgrade-single"
         );
-        assert_controllers_untouched(&c);
-        assert_idempotent(&c, &["preprocess"]);
-    };
-
-    postprocess_brings_every_node_online => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        run(&c, &["preprocess"]).code(0);
-        let plan = assert_dry_run(&c, &["postprocess"]);
-        assert_planned_everywhere(&c, &plan, |_| "ays start -n jsagent".into());
-
-        let marks = history_lens(&c);
-        run(&c, &["postprocess"]).code(0);
-        let sent = history_since(&c, &marks);
-        for node in c.storage_names() {
-            assert!(c.state(&node).agent_pid.is_some(), "{node}");
-            assert_eq!(count(&sent[&node], "ays start -n jsagent"), 1, "{node}");
-        }
         assert_eq!(
-            eval(&c, "is_offline(nodes())"),
-            json!({"node-01": false, "node-02": false, "node-03": false})
+            count(h, &format!("python {SCRIPTS}/post-upgrade-all.py")),
+            1,
+            "{node}"
         );
-        assert_controllers_untouched(&c);
-        assert_idempotent(&c, &["postprocess"]);
-    };
+        assert_eq!(count(h, "ays install -r -n ovs_branding"), 1, "{node}");
+        assert_eq!(count(h, "ays restart -n nginx"), 1, "{node}");
+        // The legacy order, on each node.
+        let install = h
+            .iter()
+            .position(|l| l.contains("apt-get install") && l.contains("openvstorage"))
+            .unwrap_or_else(|| panic!("{node}: no install: {h:#?}"));
+        assert!(
+            at(h, &job_cmd(&node, "stop", "ovs-watcher-framework")) < install,
+            "{node}: {h:#?}"
+        );
+        assert!(
+            at(h, "/etc/init.d/memcached stop") < install,
+            "{node}: {h:#?}"
+        );
+        assert!(
+            at(h, &job_cmd(&node, "stop", "ovs-arakoon-ovsdb")) < install,
+            "{node}: {h:#?}"
+        );
+        assert!(
+            install < at(h, "/etc/init.d/memcached start"),
+            "{node}: {h:#?}"
+        );
+        assert!(
+            install < at(h, &job_cmd(&node, "start", "ovs-arakoon-ovsdb")),
+            "{node}: {h:#?}"
+        );
+        let all_hook = at(h, &format!("python {SCRIPTS}/post-upgrade-all.py"));
+        assert!(
+            at(h, &job_cmd(&node, "start", "ovs-arakoon-ovsdb")) < all_hook,
+            "{node}: {h:#?}"
+        );
+        assert!(
+            all_hook < at(h, "/etc/init.d/memcached restart"),
+            "{node}: {h:#?}"
+        );
+        assert!(
+            at(h, "ays install -r -n ovs_branding") < at(h, "ays restart -n nginx"),
+            "{node}: {h:#?}"
+        );
+        // No VM was touched.
+        assert!(
+            !h.iter()
+                .any(|l| l.starts_with("virsh shutdown") || l.starts_with("virsh start")),
+            "{node}"
+        );
+        // Files: the upgrade marker, and the web API open to every host, the original kept.
+        let f = &files[node.as_str()];
+        assert!(f[READY].is_string(), "{node}: {f}");
+        let settings = f[SETTINGS_PY]
+            .as_str()
+            .unwrap_or_else(|| panic!("{node}: {f}"));
+        assert!(
+            settings.contains("\nALLOWED_HOSTS = ['*']\n"),
+            "{node}: {settings}"
+        );
+        assert!(!settings.contains("localhost"), "{node}: {settings}");
+        assert!(
+            settings.contains("TIME_ZONE = 'UTC'\n"),
+            "{node}: {settings}"
+        );
+        let bak = f[format!("{SETTINGS_PY}.bak").as_str()]
+            .as_str()
+            .unwrap_or_else(|| panic!("{node}: {f}"));
+        assert!(
+            bak.contains("\nALLOWED_HOSTS = ['localhost']\n"),
+            "{node}: {bak}"
+        );
+    }
+    assert_eq!(c.running_vms(), vms_before);
+    assert!(steps_in_progress(&c).is_empty());
+    assert_controllers_untouched(&c);
+    assert_offline(&c);
 
-    framework_upgrades_and_restarts_in_the_legacy_order => |backend: Backend| {
-        let c = prepared(backend);
-        let plan = assert_dry_run(&c, &["framework"]);
-        assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "stop", "ovs-watcher-framework"));
-        assert_planned_everywhere(&c, &plan, |_| "/etc/init.d/memcached stop".into());
-        assert_planned_everywhere(&c, &plan, |_| format!("touch {READY}"));
-        assert_planned_everywhere(&c, &plan, |_| format!("python {SCRIPTS}/post-upgrade-all.py"));
-        assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-webapp-api"));
-        assert_planned_everywhere(&c, &plan, |_| "ays restart -n nginx".into());
-        assert!(plan.iter().any(|l| l.starts_with("node-02: ") && l.contains("apt-get install") && l.contains("openvstorage-webapps")), "{plan:#?}");
-        assert_eq!(plan.iter().filter(|l| l.ends_with("post-upgrade-single.py")).count(), 1, "{plan:#?}");
+    let again = assert_idempotent(&c, &["framework"]);
+    assert_eq!(value(&again)["updated"], false);
+}
 
-        let pids_before = pids(&c);
-        let vms_before = c.running_vms();
-        let marks = history_lens(&c);
-        let v = value(&run(&c, &["framework"]).code(0));
-        assert_eq!(v["updated"], true, "{v}");
-        let sent = history_since(&c, &marks);
+fn arakoon_upgrades_and_restarts_each_cluster_through_the_first_node(backend: Backend) {
+    let c = prepared(backend);
+    let plan = assert_dry_run(&c, &["arakoon"]);
+    assert!(
+        plan.iter().any(|l| l.starts_with("node-03: ")
+            && l.contains("apt-get install")
+            && l.ends_with(" arakoon")),
+        "{plan:#?}"
+    );
+    for cluster in ARAKOON_CLUSTERS {
+        assert!(
+            plan.contains(&format!("node-01: {}", arakoon_restart(cluster))),
+            "{plan:#?}"
+        );
+    }
 
-        assert_installed(&c, FRAMEWORK, true);
-        assert_installed(&c, VOLUMEDRIVER, false);
-        assert_installed(&c, ALBA, false);
-        assert_installed(&c, ARAKOON, false);
-        let restarted = restarted(&pids_before, &pids(&c));
-        let files = files(&c);
-        for node in c.storage_names() {
-            let want: BTreeSet<String> = ["ovs-watcher-framework", "ovs-webapp-api", "ovs-arakoon-ovsdb"]
-                .map(String::from)
-                .into();
-            assert_eq!(restarted[&node], want, "{node}: jobs with a new pid");
-            let s = c.state(&node);
-            assert!(s.memcached_running, "{node}");
-            let h = &sent[&node];
-            // memcached: stopped, started, restarted, once each.
-            for action in ["stop", "start", "restart"] {
-                assert_eq!(count(h, &format!("/etc/init.d/memcached {action}")), 1, "{node}: {h:#?}");
-            }
-            let single = count(h, &format!("python {SCRIPTS}/post-upgrade-single.py"));
-            assert_eq!(single, usize::from(node == "node-01"), "{node}: post-upgrade-single");
-            assert_eq!(count(h, &format!("python {SCRIPTS}/post-upgrade-all.py")), 1, "{node}");
-            assert_eq!(count(h, "ays install -r -n ovs_branding"), 1, "{node}");
-            assert_eq!(count(h, "ays restart -n nginx"), 1, "{node}");
-            // The legacy order, on each node.
-            let install = h
+    let pids_before = pids(&c);
+    let vms_before = c.running_vms();
+    let marks = history_lens(&c);
+    let v = value(&run(&c, &["arakoon"]).code(0));
+    let sent = history_since(&c, &marks);
+    let mut clusters: Vec<String> = v["clusters"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|x| x.as_str().expect("name").to_string())
+        .collect();
+    clusters.sort();
+    let mut want: Vec<String> = ARAKOON_CLUSTERS.map(String::from).into();
+    want.sort();
+    assert_eq!(clusters, want);
+
+    assert_installed(&c, ARAKOON, true);
+    assert_installed(&c, FRAMEWORK, false);
+    let restarted = restarted(&pids_before, &pids(&c));
+    let arakoon_jobs: BTreeSet<String> = ARAKOON_CLUSTERS
+        .iter()
+        .map(|c| format!("ovs-arakoon-{c}"))
+        .collect();
+    assert_eq!(
+        restarted["node-01"], arakoon_jobs,
+        "node-01: jobs with a new pid"
+    );
+    for cluster in ARAKOON_CLUSTERS {
+        assert_eq!(
+            count(&sent["node-01"], &arakoon_restart(cluster)),
+            1,
+            "{cluster}"
+        );
+    }
+    for node in ["node-02", "node-03"] {
+        assert!(
+            !sent[node].iter().any(|l| l.contains("arakoon-restart.py")),
+            "{node}: {:#?}",
+            sent[node]
+        );
+        assert!(restarted[node].is_empty(), "{node}: {:?}", restarted[node]);
+    }
+    // Arakoon needs no VM stop (the operator guide wins over the legacy script).
+    assert_eq!(c.running_vms(), vms_before);
+    for node in c.storage_names() {
+        assert!(
+            !sent[&node].iter().any(|l| l.starts_with("virsh shutdown")),
+            "{node}"
+        );
+    }
+    assert_controllers_untouched(&c);
+    assert_offline(&c);
+
+    let again = assert_idempotent(&c, &["arakoon"]);
+    assert_eq!(value(&again)["updated"], false);
+}
+
+fn volumedriver_stops_and_starts_the_vms_around_the_upgrade(backend: Backend) {
+    let c = prepared(backend);
+    let plan = assert_dry_run(&c, &["volumedriver"]);
+    assert_planned_everywhere(&c, &plan, |n| {
+        job_cmd(n, "restart", "ovs-volumedriver_vpool1")
+    });
+    assert!(
+        plans(
+            &plan,
+            "node-01",
+            &["virsh", "shutdown", "vm-0 o'brien test"]
+        ),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.contains(&"node-02: virsh shutdown vm-1-web".to_string()),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.iter().any(|l| l.starts_with("node-02: ")
+            && l.contains("apt-get install")
+            && l.contains("volumedriver-server")),
+        "{plan:#?}"
+    );
+
+    let pids_before = pids(&c);
+    let vms_before = c.running_vms();
+    let marks = history_lens(&c);
+    let v = value(&run(&c, &["--yes", "volumedriver"]).code(0));
+    let sent = history_since(&c, &marks);
+    assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
+    assert_installed(&c, VOLUMEDRIVER, true);
+    assert_installed(&c, ALBA, false);
+    let restarted = restarted(&pids_before, &pids(&c));
+    for node in c.storage_names() {
+        assert_eq!(
+            restarted[&node],
+            BTreeSet::from(["ovs-volumedriver_vpool1".to_string()]),
+            "{node}"
+        );
+        // The VMs were off while the driver was installed and restarted.
+        let h = &sent[&node];
+        let install = h
+            .iter()
+            .position(|l| l.contains("apt-get install"))
+            .expect("install");
+        let restart = at(h, &job_cmd(&node, "restart", "ovs-volumedriver_vpool1"));
+        let last_shutdown = h
+            .iter()
+            .rposition(|l| l.starts_with("virsh shutdown"))
+            .expect("shutdown");
+        let first_start = h
+            .iter()
+            .position(|l| l.starts_with("virsh start"))
+            .expect("start");
+        assert!(
+            last_shutdown < install && install < restart && restart < first_start,
+            "{node}: {h:#?}"
+        );
+    }
+    assert_vms_back(&c, &vms_before, &sent);
+    assert!(steps_in_progress(&c).is_empty());
+    assert_controllers_untouched(&c);
+    assert_offline(&c);
+
+    let again = assert_idempotent(&c, &["--yes", "volumedriver"]);
+    assert_eq!(value(&again)["updated"], false);
+}
+
+fn volumedriver_with_skip_vm_leaves_the_vms_to_the_operator(backend: Backend) {
+    let c = prepared(backend);
+    let vms_before = c.running_vms();
+    run(&c, &["--yes", "stop-vm"]).code(0);
+    let recorded = vm_record(&c);
+    assert_eq!(recorded, vms_before);
+    let plan = assert_dry_run(&c, &["--skip-vm", "volumedriver"]);
+    assert_planned_everywhere(&c, &plan, |n| {
+        job_cmd(n, "restart", "ovs-volumedriver_vpool1")
+    });
+    assert!(!plan.iter().any(|l| l.contains("virsh")), "{plan:#?}");
+
+    let pids_before = pids(&c);
+    let marks = history_lens(&c);
+    // No --yes: nothing to confirm, no VM is stopped.
+    let v = value(&run(&c, &["--skip-vm", "volumedriver"]).code(0));
+    let sent = history_since(&c, &marks);
+    assert_eq!(v["vms_stopped"], json!({}), "{v}");
+    assert_installed(&c, VOLUMEDRIVER, true);
+    let restarted = restarted(&pids_before, &pids(&c));
+    for node in c.storage_names() {
+        assert_eq!(
+            restarted[&node],
+            BTreeSet::from(["ovs-volumedriver_vpool1".to_string()]),
+            "{node}"
+        );
+        assert!(
+            !sent[&node]
                 .iter()
-                .position(|l| l.contains("apt-get install") && l.contains("openvstorage"))
-                .unwrap_or_else(|| panic!("{node}: no install: {h:#?}"));
-            assert!(at(h, &job_cmd(&node, "stop", "ovs-watcher-framework")) < install, "{node}: {h:#?}");
-            assert!(at(h, "/etc/init.d/memcached stop") < install, "{node}: {h:#?}");
-            assert!(at(h, &job_cmd(&node, "stop", "ovs-arakoon-ovsdb")) < install, "{node}: {h:#?}");
-            assert!(install < at(h, "/etc/init.d/memcached start"), "{node}: {h:#?}");
-            assert!(install < at(h, &job_cmd(&node, "start", "ovs-arakoon-ovsdb")), "{node}: {h:#?}");
-            let all_hook = at(h, &format!("python {SCRIPTS}/post-upgrade-all.py"));
-            assert!(at(h, &job_cmd(&node, "start", "ovs-arakoon-ovsdb")) < all_hook, "{node}: {h:#?}");
-            assert!(all_hook < at(h, "/etc/init.d/memcached restart"), "{node}: {h:#?}");
-            assert!(at(h, "ays install -r -n ovs_branding") < at(h, "ays restart -n nginx"), "{node}: {h:#?}");
-            // No VM was touched.
-            assert!(!h.iter().any(|l| l.starts_with("virsh shutdown") || l.starts_with("virsh start")), "{node}");
-            // Files: the upgrade marker, and the web API open to every host, the original kept.
-            let f = &files[node.as_str()];
-            assert!(f[READY].is_string(), "{node}: {f}");
-            let settings = f[SETTINGS_PY].as_str().unwrap_or_else(|| panic!("{node}: {f}"));
-            assert!(settings.contains("\nALLOWED_HOSTS = ['*']\n"), "{node}: {settings}");
-            assert!(!settings.contains("localhost"), "{node}: {settings}");
-            assert!(settings.contains("TIME_ZONE = 'UTC'\n"), "{node}: {settings}");
-            let bak = f[format!("{SETTINGS_PY}.bak").as_str()].as_str().unwrap_or_else(|| panic!("{node}: {f}"));
-            assert!(bak.contains("\nALLOWED_HOSTS = ['localhost']\n"), "{node}: {bak}");
-        }
-        assert_eq!(c.running_vms(), vms_before);
-        assert!(steps_in_progress(&c).is_empty());
-        assert_controllers_untouched(&c);
-        assert_offline(&c);
+                .any(|l| l.starts_with("virsh start") || l.starts_with("virsh shutdown")),
+            "{node}"
+        );
+        assert!(
+            c.running_vms()[&node].is_empty(),
+            "{node}: the VMs stay stopped"
+        );
+    }
+    assert_eq!(vm_record(&c), recorded, "the record is left for start-vm");
+    assert_idempotent(&c, &["--skip-vm", "volumedriver"]);
 
-        let again = assert_idempotent(&c, &["framework"]);
-        assert_eq!(value(&again)["updated"], false);
+    run(&c, &["start-vm"]).code(0);
+    assert_eq!(c.running_vms(), vms_before);
+    assert!(vm_record(&c).is_empty());
+}
+
+fn alba_restarts_its_daemons_and_backend_clusters_around_a_vm_stop(backend: Backend) {
+    let c = prepared(backend);
+    let plan = assert_dry_run(&c, &["alba"]);
+    assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-albaproxy_vpool1"));
+    assert_planned_everywhere(&c, &plan, |n| {
+        job_cmd(n, "restart", "ovs-alba-rebalancer_mybackend")
+    });
+    assert!(
+        plan.contains(&format!("node-01: {}", arakoon_restart("mybackend-abm"))),
+        "{plan:#?}"
+    );
+    assert!(
+        plan.contains(&"node-03: virsh shutdown vm-2-db".to_string()),
+        "{plan:#?}"
+    );
+
+    let pids_before = pids(&c);
+    let vms_before = c.running_vms();
+    let marks = history_lens(&c);
+    let v = value(&run(&c, &["--yes", "alba"]).code(0));
+    let sent = history_since(&c, &marks);
+    assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
+    assert_installed(&c, ALBA, true);
+    assert_installed(&c, VOLUMEDRIVER, false);
+    let restarted = restarted(&pids_before, &pids(&c));
+    for (i, node) in c.storage_names().iter().enumerate() {
+        let mut want: BTreeSet<String> = [
+            "ovs-albaproxy_vpool1",
+            "ovs-alba-maintenance_mybackend",
+            "ovs-alba-rebalancer_mybackend",
+        ]
+        .map(String::from)
+        .into();
+        want.extend(asd_ids(i).iter().map(|id| format!("alba-asd-{id}")));
+        if i == 0 {
+            // The backend's Arakoon clusters, through the first node; not ovsdb nor voldrv.
+            want.insert("ovs-arakoon-mybackend-abm".into());
+            want.insert("ovs-arakoon-mybackend-nsm_0".into());
+        }
+        assert_eq!(restarted[node], want, "{node}: jobs with a new pid");
+        // ASDs, proxies, Arakoon, then maintenance before rebalancer.
+        let h = &sent[node];
+        let install = h
+            .iter()
+            .position(|l| l.contains("apt-get install"))
+            .expect("install");
+        let asd = at(
+            h,
+            &job_cmd(node, "restart", &format!("alba-asd-{}", asd_ids(i)[0])),
+        );
+        let proxy = at(h, &job_cmd(node, "restart", "ovs-albaproxy_vpool1"));
+        let maintenance = at(
+            h,
+            &job_cmd(node, "restart", "ovs-alba-maintenance_mybackend"),
+        );
+        let rebalancer = at(
+            h,
+            &job_cmd(node, "restart", "ovs-alba-rebalancer_mybackend"),
+        );
+        assert!(
+            install < asd && asd < proxy && proxy < maintenance && maintenance < rebalancer,
+            "{node}: {h:#?}"
+        );
+    }
+    let h = &sent["node-01"];
+    for cluster in ["mybackend-abm", "mybackend-nsm_0"] {
+        assert_eq!(count(h, &arakoon_restart(cluster)), 1, "{cluster}");
+    }
+    for cluster in ["ovsdb", "voldrv"] {
+        assert!(
+            !h.iter()
+                .any(|l| l.contains(&format!("--cluster {cluster} "))),
+            "{cluster}: {h:#?}"
+        );
+    }
+    assert_vms_back(&c, &vms_before, &sent);
+    assert!(steps_in_progress(&c).is_empty());
+    assert_controllers_untouched(&c);
+    assert_offline(&c);
+
+    let again = assert_idempotent(&c, &["--yes", "alba"]);
+    assert_eq!(value(&again)["updated"], false);
+}
+
+fn alba_with_skip_vm_leaves_the_vms_to_the_operator(backend: Backend) {
+    let c = prepared(backend);
+    let vms_before = c.running_vms();
+    run(&c, &["--yes", "stop-vm"]).code(0);
+    let recorded = vm_record(&c);
+    let plan = assert_dry_run(&c, &["--skip-vm", "alba"]);
+    assert!(!plan.iter().any(|l| l.contains("virsh")), "{plan:#?}");
+    assert_planned_everywhere(&c, &plan, |n| {
+        job_cmd(n, "restart", "ovs-alba-maintenance_mybackend")
+    });
+
+    let pids_before = pids(&c);
+    let marks = history_lens(&c);
+    run(&c, &["--skip-vm", "alba"]).code(0);
+    let sent = history_since(&c, &marks);
+    assert_installed(&c, ALBA, true);
+    let restarted = restarted(&pids_before, &pids(&c));
+    for (i, node) in c.storage_names().iter().enumerate() {
+        assert!(
+            restarted[node].contains("ovs-albaproxy_vpool1"),
+            "{node}: {:?}",
+            restarted[node]
+        );
+        assert!(
+            restarted[node].contains(&format!("alba-asd-{}", asd_ids(i)[1])),
+            "{node}"
+        );
+        assert!(!restarted[node].contains("ovs-arakoon-ovsdb"), "{node}");
+        assert!(
+            !sent[node]
+                .iter()
+                .any(|l| l.starts_with("virsh start") || l.starts_with("virsh shutdown")),
+            "{node}"
+        );
+    }
+    assert!(restarted["node-01"].contains("ovs-arakoon-mybackend-nsm_0"));
+    assert!(
+        c.running_vms().values().all(BTreeSet::is_empty),
+        "the VMs stay stopped"
+    );
+    assert_eq!(vm_record(&c), recorded);
+    assert_idempotent(&c, &["--skip-vm", "alba"]);
+
+    run(&c, &["start-vm"]).code(0);
+    assert_eq!(c.running_vms(), vms_before);
+}
+
+fn stop_vm_records_and_stops_every_running_vm(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    let vms_before = c.running_vms();
+    assert_eq!(vms_before["node-01"].len(), 3);
+    let plan = assert_dry_run(&c, &["stop-vm"]);
+    for (node, vms) in &vms_before {
+        for vm in vms {
+            assert!(plans(&plan, node, &["virsh", "shutdown", vm]), "{plan:#?}");
+        }
+    }
+    assert_eq!(
+        plan.iter().filter(|l| l.contains("virsh shutdown")).count(),
+        7,
+        "{plan:#?}"
+    );
+
+    let v = value(&run(&c, &["--yes", "stop-vm"]).code(0));
+    assert_eq!(name_sets(&v), vms_before, "{v}");
+    assert!(
+        c.running_vms().values().all(BTreeSet::is_empty),
+        "{:?}",
+        c.running_vms()
+    );
+    assert!(c.state_dir().join("vm-record.json").exists());
+    assert_eq!(vm_record(&c), vms_before);
+    // Nothing runs any more: a second stop-vm does nothing and keeps the record.
+    assert_idempotent(&c, &["stop-vm"]);
+    assert_eq!(vm_record(&c), vms_before);
+    // The VMs that were off were not touched, and nothing depends on being offline.
+    assert!(
+        !c.state("node-02")
+            .history
+            .iter()
+            .any(|l| l.contains("vm-1-old"))
+    );
+    assert_controllers_untouched(&c);
+}
+
+fn start_vm_starts_the_recorded_vms_and_clears_the_record(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    let vms_before = c.running_vms();
+    // Nothing recorded: nothing to do.
+    assert_idempotent(&c, &["start-vm"]);
+    let marks = history_lens(&c);
+    run(&c, &["--yes", "stop-vm"]).code(0);
+    let plan = assert_dry_run(&c, &["start-vm"]);
+    for (node, vms) in &vms_before {
+        for vm in vms {
+            assert!(plans(&plan, node, &["virsh", "start", vm]), "{plan:#?}");
+        }
+    }
+    assert_eq!(vm_record(&c), vms_before, "a dry run keeps the record");
+
+    let v = value(&run(&c, &["start-vm"]).code(0));
+    let sent = history_since(&c, &marks);
+    assert_eq!(no_empty(name_sets(&v)), vms_before, "{v}");
+    assert_vms_back(&c, &vms_before, &sent);
+    // The record is gone: the next stop-vm is not refused (the legacy list stayed).
+    assert_idempotent(&c, &["start-vm"]);
+    assert_controllers_untouched(&c);
+}
+
+fn sync_downloads_each_package_once_and_installs_download_nothing_more(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    // Nothing pending before `update`.
+    assert_eq!(
+        value(&assert_idempotent(&c, &["sync"])),
+        json!({"downloaded": [], "copied": 0})
+    );
+    run(&c, &["update"]).code(0);
+    let plan = assert_dry_run(&c, &["sync"]);
+    let downloads: Vec<&String> = plan
+        .iter()
+        .filter(|l| l.contains("--download-only"))
+        .collect();
+    assert_eq!(downloads.len(), 1, "{plan:#?}");
+
+    let v = value(&run(&c, &["sync"]).code(0));
+    let packages: Vec<&str> = [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON]
+        .iter()
+        .flat_map(|(names, _, _)| names.iter().copied())
+        .collect();
+    let mut sorted = packages.clone();
+    sorted.sort_unstable();
+    assert_eq!(v["downloaded"], json!(sorted), "{v}");
+    let downloads = |c: &Cluster| -> BTreeMap<&str, u32> {
+        packages
+            .iter()
+            .map(|p| {
+                let sum = c
+                    .storage_names()
+                    .iter()
+                    .map(|n| c.state(n).packages[*p].downloads)
+                    .sum();
+                (*p, sum)
+            })
+            .collect()
     };
-
-    arakoon_upgrades_and_restarts_each_cluster_through_the_first_node => |backend: Backend| {
-        let c = prepared(backend);
-        let plan = assert_dry_run(&c, &["arakoon"]);
-        assert!(plan.iter().any(|l| l.starts_with("node-03: ") && l.contains("apt-get install") && l.ends_with(" arakoon")), "{plan:#?}");
-        for cluster in ARAKOON_CLUSTERS {
-            assert!(plan.contains(&format!("node-01: {}", arakoon_restart(cluster))), "{plan:#?}");
-        }
-
-        let pids_before = pids(&c);
-        let vms_before = c.running_vms();
-        let marks = history_lens(&c);
-        let v = value(&run(&c, &["arakoon"]).code(0));
-        let sent = history_since(&c, &marks);
-        let mut clusters: Vec<String> = v["clusters"]
+    let once: BTreeMap<&str, u32> = packages.iter().map(|p| (*p, 1)).collect();
+    assert_eq!(
+        downloads(&c),
+        once,
+        "each package downloaded once across the nodes"
+    );
+    let files = files(&c);
+    for node in c.storage_names() {
+        let debs: BTreeSet<String> = files[node.as_str()]["archives"]
             .as_array()
-            .unwrap_or_else(|| panic!("{v}"))
+            .expect("listing")
             .iter()
-            .map(|x| x.as_str().expect("name").to_string())
+            .map(|f| f.as_str().expect("name").to_string())
             .collect();
-        clusters.sort();
-        let mut want: Vec<String> = ARAKOON_CLUSTERS.map(String::from).into();
-        want.sort();
-        assert_eq!(clusters, want);
-
-        assert_installed(&c, ARAKOON, true);
-        assert_installed(&c, FRAMEWORK, false);
-        let restarted = restarted(&pids_before, &pids(&c));
-        let arakoon_jobs: BTreeSet<String> =
-            ARAKOON_CLUSTERS.iter().map(|c| format!("ovs-arakoon-{c}")).collect();
-        assert_eq!(restarted["node-01"], arakoon_jobs, "node-01: jobs with a new pid");
-        for cluster in ARAKOON_CLUSTERS {
-            assert_eq!(count(&sent["node-01"], &arakoon_restart(cluster)), 1, "{cluster}");
-        }
-        for node in ["node-02", "node-03"] {
-            assert!(!sent[node].iter().any(|l| l.contains("arakoon-restart.py")), "{node}: {:#?}", sent[node]);
-            assert!(restarted[node].is_empty(), "{node}: {:?}", restarted[node]);
-        }
-        // Arakoon needs no VM stop (the operator guide wins over the legacy script).
-        assert_eq!(c.running_vms(), vms_before);
-        for node in c.storage_names() {
-            assert!(!sent[&node].iter().any(|l| l.starts_with("virsh shutdown")), "{node}");
-        }
-        assert_controllers_untouched(&c);
-        assert_offline(&c);
-
-        let again = assert_idempotent(&c, &["arakoon"]);
-        assert_eq!(value(&again)["updated"], false);
-    };
-
-    volumedriver_stops_and_starts_the_vms_around_the_upgrade => |backend: Backend| {
-        let c = prepared(backend);
-        let plan = assert_dry_run(&c, &["volumedriver"]);
-        assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-volumedriver_vpool1"));
-        assert!(plans(&plan, "node-01", &["virsh", "shutdown", "vm-0 o'brien test"]), "{plan:#?}");
-        assert!(plan.contains(&"node-02: virsh shutdown vm-1-web".to_string()), "{plan:#?}");
-        assert!(plan.iter().any(|l| l.starts_with("node-02: ") && l.contains("apt-get install") && l.contains("volumedriver-server")), "{plan:#?}");
-
-        let pids_before = pids(&c);
-        let vms_before = c.running_vms();
-        let marks = history_lens(&c);
-        let v = value(&run(&c, &["--yes", "volumedriver"]).code(0));
-        let sent = history_since(&c, &marks);
-        assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
-        assert_installed(&c, VOLUMEDRIVER, true);
-        assert_installed(&c, ALBA, false);
-        let restarted = restarted(&pids_before, &pids(&c));
-        for node in c.storage_names() {
-            assert_eq!(restarted[&node], BTreeSet::from(["ovs-volumedriver_vpool1".to_string()]), "{node}");
-            // The VMs were off while the driver was installed and restarted.
-            let h = &sent[&node];
-            let install = h.iter().position(|l| l.contains("apt-get install")).expect("install");
-            let restart = at(h, &job_cmd(&node, "restart", "ovs-volumedriver_vpool1"));
-            let last_shutdown = h.iter().rposition(|l| l.starts_with("virsh shutdown")).expect("shutdown");
-            let first_start = h.iter().position(|l| l.starts_with("virsh start")).expect("start");
-            assert!(last_shutdown < install && install < restart && restart < first_start, "{node}: {h:#?}");
-        }
-        assert_vms_back(&c, &vms_before, &sent);
-        assert!(steps_in_progress(&c).is_empty());
-        assert_controllers_untouched(&c);
-        assert_offline(&c);
-
-        let again = assert_idempotent(&c, &["--yes", "volumedriver"]);
-        assert_eq!(value(&again)["updated"], false);
-    };
-
-    volumedriver_with_skip_vm_leaves_the_vms_to_the_operator => |backend: Backend| {
-        let c = prepared(backend);
-        let vms_before = c.running_vms();
-        run(&c, &["--yes", "stop-vm"]).code(0);
-        let recorded = vm_record(&c);
-        assert_eq!(recorded, vms_before);
-        let plan = assert_dry_run(&c, &["--skip-vm", "volumedriver"]);
-        assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-volumedriver_vpool1"));
-        assert!(!plan.iter().any(|l| l.contains("virsh")), "{plan:#?}");
-
-        let pids_before = pids(&c);
-        let marks = history_lens(&c);
-        // No --yes: nothing to confirm, no VM is stopped.
-        let v = value(&run(&c, &["--skip-vm", "volumedriver"]).code(0));
-        let sent = history_since(&c, &marks);
-        assert_eq!(v["vms_stopped"], json!({}), "{v}");
-        assert_installed(&c, VOLUMEDRIVER, true);
-        let restarted = restarted(&pids_before, &pids(&c));
-        for node in c.storage_names() {
-            assert_eq!(restarted[&node], BTreeSet::from(["ovs-volumedriver_vpool1".to_string()]), "{node}");
-            assert!(!sent[&node].iter().any(|l| l.starts_with("virsh start") || l.starts_with("virsh shutdown")), "{node}");
-            assert!(c.running_vms()[&node].is_empty(), "{node}: the VMs stay stopped");
-        }
-        assert_eq!(vm_record(&c), recorded, "the record is left for start-vm");
-        assert_idempotent(&c, &["--skip-vm", "volumedriver"]);
-
-        run(&c, &["start-vm"]).code(0);
-        assert_eq!(c.running_vms(), vms_before);
-        assert!(vm_record(&c).is_empty());
-    };
-
-    alba_restarts_its_daemons_and_backend_clusters_around_a_vm_stop => |backend: Backend| {
-        let c = prepared(backend);
-        let plan = assert_dry_run(&c, &["alba"]);
-        assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-albaproxy_vpool1"));
-        assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-alba-rebalancer_mybackend"));
-        assert!(plan.contains(&format!("node-01: {}", arakoon_restart("mybackend-abm"))), "{plan:#?}");
-        assert!(plan.contains(&"node-03: virsh shutdown vm-2-db".to_string()), "{plan:#?}");
-
-        let pids_before = pids(&c);
-        let vms_before = c.running_vms();
-        let marks = history_lens(&c);
-        let v = value(&run(&c, &["--yes", "alba"]).code(0));
-        let sent = history_since(&c, &marks);
-        assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
-        assert_installed(&c, ALBA, true);
-        assert_installed(&c, VOLUMEDRIVER, false);
-        let restarted = restarted(&pids_before, &pids(&c));
-        for (i, node) in c.storage_names().iter().enumerate() {
-            let mut want: BTreeSet<String> = [
-                "ovs-albaproxy_vpool1",
-                "ovs-alba-maintenance_mybackend",
-                "ovs-alba-rebalancer_mybackend",
-            ]
-            .map(String::from)
-            .into();
-            want.extend(asd_ids(i).iter().map(|id| format!("alba-asd-{id}")));
-            if i == 0 {
-                // The backend's Arakoon clusters, through the first node; not ovsdb nor voldrv.
-                want.insert("ovs-arakoon-mybackend-abm".into());
-                want.insert("ovs-arakoon-mybackend-nsm_0".into());
-            }
-            assert_eq!(restarted[node], want, "{node}: jobs with a new pid");
-            // ASDs, proxies, Arakoon, then maintenance before rebalancer.
-            let h = &sent[node];
-            let install = h.iter().position(|l| l.contains("apt-get install")).expect("install");
-            let asd = at(h, &job_cmd(node, "restart", &format!("alba-asd-{}", asd_ids(i)[0])));
-            let proxy = at(h, &job_cmd(node, "restart", "ovs-albaproxy_vpool1"));
-            let maintenance = at(h, &job_cmd(node, "restart", "ovs-alba-maintenance_mybackend"));
-            let rebalancer = at(h, &job_cmd(node, "restart", "ovs-alba-rebalancer_mybackend"));
-            assert!(install < asd && asd < proxy && proxy < maintenance && maintenance < rebalancer, "{node}: {h:#?}");
-        }
-        let h = &sent["node-01"];
-        for cluster in ["mybackend-abm", "mybackend-nsm_0"] {
-            assert_eq!(count(h, &arakoon_restart(cluster)), 1, "{cluster}");
-        }
-        for cluster in ["ovsdb", "voldrv"] {
-            assert!(!h.iter().any(|l| l.contains(&format!("--cluster {cluster} "))), "{cluster}: {h:#?}");
-        }
-        assert_vms_back(&c, &vms_before, &sent);
-        assert!(steps_in_progress(&c).is_empty());
-        assert_controllers_untouched(&c);
-        assert_offline(&c);
-
-        let again = assert_idempotent(&c, &["--yes", "alba"]);
-        assert_eq!(value(&again)["updated"], false);
-    };
-
-    alba_with_skip_vm_leaves_the_vms_to_the_operator => |backend: Backend| {
-        let c = prepared(backend);
-        let vms_before = c.running_vms();
-        run(&c, &["--yes", "stop-vm"]).code(0);
-        let recorded = vm_record(&c);
-        let plan = assert_dry_run(&c, &["--skip-vm", "alba"]);
-        assert!(!plan.iter().any(|l| l.contains("virsh")), "{plan:#?}");
-        assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-alba-maintenance_mybackend"));
-
-        let pids_before = pids(&c);
-        let marks = history_lens(&c);
-        run(&c, &["--skip-vm", "alba"]).code(0);
-        let sent = history_since(&c, &marks);
-        assert_installed(&c, ALBA, true);
-        let restarted = restarted(&pids_before, &pids(&c));
-        for (i, node) in c.storage_names().iter().enumerate() {
-            assert!(restarted[node].contains("ovs-albaproxy_vpool1"), "{node}: {:?}", restarted[node]);
-            assert!(restarted[node].contains(&format!("alba-asd-{}", asd_ids(i)[1])), "{node}");
-            assert!(!restarted[node].contains("ovs-arakoon-ovsdb"), "{node}");
-            assert!(!sent[node].iter().any(|l| l.starts_with("virsh start") || l.starts_with("virsh shutdown")), "{node}");
-        }
-        assert!(restarted["node-01"].contains("ovs-arakoon-mybackend-nsm_0"));
-        assert!(c.running_vms().values().all(BTreeSet::is_empty), "the VMs stay stopped");
-        assert_eq!(vm_record(&c), recorded);
-        assert_idempotent(&c, &["--skip-vm", "alba"]);
-
-        run(&c, &["start-vm"]).code(0);
-        assert_eq!(c.running_vms(), vms_before);
-    };
-
-    stop_vm_records_and_stops_every_running_vm => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        let vms_before = c.running_vms();
-        assert_eq!(vms_before["node-01"].len(), 3);
-        let plan = assert_dry_run(&c, &["stop-vm"]);
-        for (node, vms) in &vms_before {
-            for vm in vms {
-                assert!(plans(&plan, node, &["virsh", "shutdown", vm]), "{plan:#?}");
+        for (names, _, new) in [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON] {
+            for pkg in names {
+                let deb = format!("{pkg}_{new}_amd64.deb");
+                assert!(debs.contains(&deb), "{node}: no {deb} in {debs:?}");
             }
         }
-        assert_eq!(plan.iter().filter(|l| l.contains("virsh shutdown")).count(), 7, "{plan:#?}");
+        // Nothing was installed.
+        assert_eq!(installed(&c, &node, "alba"), ALBA.1);
+    }
+    let again = assert_idempotent(&c, &["sync"]);
+    assert_eq!(value(&again), json!({"downloaded": [], "copied": 0}));
 
-        let v = value(&run(&c, &["--yes", "stop-vm"]).code(0));
-        assert_eq!(name_sets(&v), vms_before, "{v}");
-        assert!(c.running_vms().values().all(BTreeSet::is_empty), "{:?}", c.running_vms());
-        assert!(c.state_dir().join("vm-record.json").exists());
-        assert_eq!(vm_record(&c), vms_before);
-        // Nothing runs any more: a second stop-vm does nothing and keeps the record.
-        assert_idempotent(&c, &["stop-vm"]);
-        assert_eq!(vm_record(&c), vms_before);
-        // The VMs that were off were not touched, and nothing depends on being offline.
-        assert!(!c.state("node-02").history.iter().any(|l| l.contains("vm-1-old")));
-        assert_controllers_untouched(&c);
-    };
+    // The updates then install from the cache: not one more download.
+    run(&c, &["preprocess"]).code(0);
+    run(&c, &["framework"]).code(0);
+    run(&c, &["arakoon"]).code(0);
+    run(&c, &["--yes", "stop-vm"]).code(0);
+    run(&c, &["--skip-vm", "volumedriver"]).code(0);
+    run(&c, &["--skip-vm", "alba"]).code(0);
+    for component in [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON] {
+        assert_installed(&c, component, true);
+    }
+    assert_eq!(downloads(&c), once, "the installs downloaded again");
+    assert_controllers_untouched(&c);
+}
 
-    start_vm_starts_the_recorded_vms_and_clears_the_record => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        let vms_before = c.running_vms();
-        // Nothing recorded: nothing to do.
-        assert_idempotent(&c, &["start-vm"]);
-        let marks = history_lens(&c);
-        run(&c, &["--yes", "stop-vm"]).code(0);
-        let plan = assert_dry_run(&c, &["start-vm"]);
-        for (node, vms) in &vms_before {
-            for vm in vms {
-                assert!(plans(&plan, node, &["virsh", "start", vm]), "{plan:#?}");
-            }
-        }
-        assert_eq!(vm_record(&c), vms_before, "a dry run keeps the record");
+fn guards_refuse_and_say_what_to_do(backend: Backend) {
+    let c = Cluster::new(backend, 3);
+    run(&c, &["update"]).code(0);
+    // Online: the dangerous runbooks refuse, naming every node, and change nothing.
+    for runbook in ["framework", "arakoon", "volumedriver", "alba"] {
+        assert_changes_nothing(&c, &["--yes", runbook], 3)
+            .json_error_has("node-01, node-02, node-03")
+            .json_error_has("ovsup preprocess");
+    }
+    ovsup(&c)
+        .args(["arakoon"])
+        .run()
+        .code(3)
+        .stderr_has("refused");
+    // One node online is enough to refuse.
+    eval(&c, "set_offline(nodes()[0]); set_offline(nodes()[2])");
+    assert_changes_nothing(&c, &["framework"], 3)
+        .json_error_has("node-02")
+        .json_error_lacks("node-01");
+    // --force overrides, loudly.
+    ovsup(&c)
+        .args(["--force", "arakoon"])
+        .run()
+        .code(0)
+        .stderr_has("--force")
+        .stderr_has("ONLINE")
+        .stderr_has("node-02");
+    assert_installed(&c, ARAKOON, true);
 
-        let v = value(&run(&c, &["start-vm"]).code(0));
-        let sent = history_since(&c, &marks);
-        assert_eq!(no_empty(name_sets(&v)), vms_before, "{v}");
-        assert_vms_back(&c, &vms_before, &sent);
-        // The record is gone: the next stop-vm is not refused (the legacy list stayed).
-        assert_idempotent(&c, &["start-vm"]);
-        assert_controllers_untouched(&c);
-    };
-
-    sync_downloads_each_package_once_and_installs_download_nothing_more => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        // Nothing pending before `update`.
-        assert_eq!(value(&assert_idempotent(&c, &["sync"])), json!({"downloaded": [], "copied": 0}));
-        run(&c, &["update"]).code(0);
-        let plan = assert_dry_run(&c, &["sync"]);
-        let downloads: Vec<&String> = plan.iter().filter(|l| l.contains("--download-only")).collect();
-        assert_eq!(downloads.len(), 1, "{plan:#?}");
-
-        let v = value(&run(&c, &["sync"]).code(0));
-        let packages: Vec<&str> = [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON]
-            .iter()
-            .flat_map(|(names, _, _)| names.iter().copied())
-            .collect();
-        let mut sorted = packages.clone();
-        sorted.sort_unstable();
-        assert_eq!(v["downloaded"], json!(sorted), "{v}");
-        let downloads = |c: &Cluster| -> BTreeMap<&str, u32> {
-            packages
-                .iter()
-                .map(|p| {
-                    let sum = c.storage_names().iter().map(|n| c.state(n).packages[*p].downloads).sum();
-                    (*p, sum)
-                })
-                .collect()
-        };
-        let once: BTreeMap<&str, u32> = packages.iter().map(|p| (*p, 1)).collect();
-        assert_eq!(downloads(&c), once, "each package downloaded once across the nodes");
-        let files = files(&c);
-        for node in c.storage_names() {
-            let debs: BTreeSet<String> = files[node.as_str()]["archives"]
-                .as_array()
-                .expect("listing")
-                .iter()
-                .map(|f| f.as_str().expect("name").to_string())
-                .collect();
-            for (names, _, new) in [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON] {
-                for pkg in names {
-                    let deb = format!("{pkg}_{new}_amd64.deb");
-                    assert!(debs.contains(&deb), "{node}: no {deb} in {debs:?}");
-                }
-            }
-            // Nothing was installed.
-            assert_eq!(installed(&c, &node, "alba"), ALBA.1);
-        }
-        let again = assert_idempotent(&c, &["sync"]);
-        assert_eq!(value(&again), json!({"downloaded": [], "copied": 0}));
-
-        // The updates then install from the cache: not one more download.
-        run(&c, &["preprocess"]).code(0);
-        run(&c, &["framework"]).code(0);
-        run(&c, &["arakoon"]).code(0);
-        run(&c, &["--yes", "stop-vm"]).code(0);
-        run(&c, &["--skip-vm", "volumedriver"]).code(0);
-        run(&c, &["--skip-vm", "alba"]).code(0);
-        for component in [FRAMEWORK, VOLUMEDRIVER, ALBA, ARAKOON] {
-            assert_installed(&c, component, true);
-        }
-        assert_eq!(downloads(&c), once, "the installs downloaded again");
-        assert_controllers_untouched(&c);
-    };
-
-    guards_refuse_and_say_what_to_do => |backend: Backend| {
-        let c = Cluster::new(backend, 3);
-        run(&c, &["update"]).code(0);
-        // Online: the dangerous runbooks refuse, naming every node, and change nothing.
-        for runbook in ["framework", "arakoon", "volumedriver", "alba"] {
-            let ran = assert_changes_nothing(&c, &["--yes", runbook], 3);
-            let e = error(&ran);
-            assert!(e.contains("node-01, node-02, node-03"), "{runbook}: {e}");
-            assert!(e.contains("ovsup preprocess"), "{runbook}: {e}");
-        }
-        let human = ovsup(&c).args(["arakoon"]).run().code(3);
-        assert!(human.stderr.contains("refused"), "{}", human.stderr);
-        // One node online is enough to refuse.
-        eval(&c, "set_offline(nodes()[0]); set_offline(nodes()[2])");
-        let e = error(&assert_changes_nothing(&c, &["framework"], 3));
-        assert!(e.contains("node-02") && !e.contains("node-01"), "{e}");
-        // --force overrides, loudly.
-        let forced = ovsup(&c).args(["--force", "arakoon"]).run().code(0);
-        assert!(forced.stderr.contains("--force") && forced.stderr.contains("ONLINE") && forced.stderr.contains("node-02"), "{}", forced.stderr);
-        assert_installed(&c, ARAKOON, true);
-
-        run(&c, &["preprocess"]).code(0);
-        // Stopping VMs needs a confirmation: without --yes and without a terminal, refused,
-        // with nothing stopped, installed, or left in progress.
-        for runbook in ["stop-vm", "volumedriver", "alba"] {
-            let ran = assert_changes_nothing(&c, &[runbook], 3);
-            let e = error(&ran);
-            assert!(e.contains("--yes"), "{runbook}: {e}");
-        }
-        // VMs recorded by stop-vm: volumedriver and alba without --skip-vm refuse (the
-        // operator forgot --skip-vm), even after a refused run of the same step.
-        let vms_before = c.running_vms();
-        run(&c, &["--yes", "stop-vm"]).code(0);
-        for runbook in ["volumedriver", "alba"] {
-            let ran = assert_changes_nothing(&c, &["--yes", runbook], 3);
-            let e = error(&ran);
-            assert!(e.contains("7 VMs") && e.contains("--skip-vm") && e.contains("start-vm"), "{runbook}: {e}");
-        }
-        assert_eq!(vm_record(&c), vms_before);
-        assert!(c.running_vms().values().all(BTreeSet::is_empty));
-        run(&c, &["start-vm"]).code(0);
-        assert_eq!(c.running_vms(), vms_before);
-        // With the record empty, the same runs go through.
-        run(&c, &["--yes", "volumedriver"]).code(0);
-        assert_installed(&c, VOLUMEDRIVER, true);
-        assert_eq!(c.running_vms(), vms_before);
-        assert_controllers_untouched(&c);
-    };
+    run(&c, &["preprocess"]).code(0);
+    // Stopping VMs needs a confirmation: without --yes and without a terminal, refused,
+    // with nothing stopped, installed, or left in progress.
+    for runbook in ["stop-vm", "volumedriver", "alba"] {
+        assert_changes_nothing(&c, &[runbook], 3).json_error_has("--yes");
+    }
+    // VMs recorded by stop-vm: volumedriver and alba without --skip-vm refuse (the
+    // operator forgot --skip-vm), even after a refused run of the same step.
+    let vms_before = c.running_vms();
+    run(&c, &["--yes", "stop-vm"]).code(0);
+    for runbook in ["volumedriver", "alba"] {
+        assert_changes_nothing(&c, &["--yes", runbook], 3)
+            .json_error_has("7 VMs")
+            .json_error_has("--skip-vm")
+            .json_error_has("start-vm");
+    }
+    assert_eq!(vm_record(&c), vms_before);
+    assert!(c.running_vms().values().all(BTreeSet::is_empty));
+    run(&c, &["start-vm"]).code(0);
+    assert_eq!(c.running_vms(), vms_before);
+    // With the record empty, the same runs go through.
+    run(&c, &["--yes", "volumedriver"]).code(0);
+    assert_installed(&c, VOLUMEDRIVER, true);
+    assert_eq!(c.running_vms(), vms_before);
+    assert_controllers_untouched(&c);
 }

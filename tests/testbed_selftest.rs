@@ -1,4 +1,5 @@
-//! Self-tests of the SSH test bed (`tests/support/testbed.rs`), with the system `ssh`.
+//! Self-tests of the SSH test bed (the `ovsup-testbed` crate, `tests/testbed/`), with the
+//! system `ssh`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -11,7 +11,7 @@ use ovsup::sim::cluster::{self, CONTROLLERS};
 use ovsup::sim::state::{AptVariant, DomState, Init, NodeState, now_ms};
 
 use super::ovsup::Ovsup;
-use super::testbed::TestBed;
+use ovsup_testbed::{Node, TestBed};
 
 /// Which backend a cluster runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +154,7 @@ fn start_bed(dir: &Path, storage: usize) -> TestBed {
 }
 
 /// Seed a test node the way the built-in cluster seeds the same name.
-fn seed(node: &super::testbed::Node, sim: &str) {
+fn seed(node: &Node, sim: &str) {
     let name = node.name();
     let mut argv: Vec<String> = vec![sim.into(), "seed".into(), "--node".into(), name.into()];
     if CONTROLLERS.contains(&name) {
@@ -195,23 +195,21 @@ fn seed(node: &super::testbed::Node, sim: &str) {
     assert!(out.status.success(), "memcached link on {name}");
 }
 
-/// Run a test body on both backends.
+/// Runs each named scenario, an ordinary `fn NAME(backend: Backend)` of the calling module,
+/// on both backends: `on_both_backends!(a, b);` makes the tests `a::sim`, `a::ssh`, `b::sim`
+/// and `b::ssh`.
 #[macro_export]
 macro_rules! on_both_backends {
-    ($($name:ident => $body:expr;)+) => {
+    ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[allow(unused_imports)]
-                use super::*;
                 #[test]
                 fn sim() {
-                    let f: fn($crate::support::cluster::Backend) = $body;
-                    f($crate::support::cluster::Backend::Sim);
+                    super::$name($crate::support::cluster::Backend::Sim);
                 }
                 #[test]
                 fn ssh() {
-                    let f: fn($crate::support::cluster::Backend) = $body;
-                    f($crate::support::cluster::Backend::Ssh);
+                    super::$name($crate::support::cluster::Backend::Ssh);
                 }
             }
         )+
