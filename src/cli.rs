@@ -147,9 +147,13 @@ pub struct Global {
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
 
-    /// Override the offline guard of framework/arakoon/volumedriver/alba (dangerous)
+    /// Override the offline guard and the prerequisites of framework/arakoon/volumedriver/alba (dangerous)
     #[arg(long, global = true)]
     pub force: bool,
+
+    /// How long apt and dpkg wait for a lock another process holds [default: the inventory's apt_lock_wait, else 120]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=86400))]
+    pub apt_lock_wait: Option<u64>,
 }
 
 /// Options of the runbook subcommands.

@@ -151,10 +151,15 @@ fn environment(g: &Global, limit: Option<&Limit>) -> Result<Environment> {
             "no inventory: give -i FILE, or -i sim for the built-in simulated cluster (or set OVSUP_INVENTORY)".into(),
         ));
     };
-    let inventory = match path.to_str().and_then(Inventory::simulated_spec) {
+    let mut inventory = match path.to_str().and_then(Inventory::simulated_spec) {
         Some(n) => Inventory::simulated(n?),
         None => Inventory::load(path)?,
     };
+    if let Some(secs) = g.apt_lock_wait {
+        for node in &mut inventory.nodes {
+            node.apt_lock_wait = std::time::Duration::from_secs(secs);
+        }
+    }
     no_targets(&inventory, limit)?;
     let state_dir = match &g.state_dir {
         Some(d) => d.clone(),

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::host::{Host, OnFailure, all_ok};
+use crate::host::{Host, OnFailure};
 use crate::report::{Event, Level};
 use crate::transport::node_lock::LockAnswer;
 
@@ -116,28 +116,99 @@ fn describe_line(line: &str) -> String {
     }
 }
 
-/// Take the environment's lock: the state directory's, then every target node's, in
-/// parallel. Refused (exit 3) when another run holds any of them, naming it, after letting go
-/// of what was taken; a node that cannot be asked fails the run (its lock state is unknown).
-/// Returns the state directory's lock, to be held for the run.
-pub async fn acquire(host: &Host, runbook: &str) -> Result<crate::state::lock::RunLock> {
+/// The environment's lock as this run holds it.
+pub struct Held {
+    /// The state directory's lock.
+    _local: crate::state::lock::RunLock,
+    /// What the nodes' holder files say of us.
+    line: String,
+    /// Target nodes that could not be asked when the lock was taken (unreachable): each is
+    /// asked before its own first change.
+    pending: std::sync::Mutex<Vec<String>>,
+}
+
+/// Take the environment's lock: the state directory's, then every reachable target node's,
+/// in parallel. Refused (exit 3) when another run holds any of them, naming it, after letting
+/// go of what was taken. A node that cannot be reached now is said so and asked again before
+/// its own first change ([`Held::before_change_on`]); any other failure to ask fails the run.
+pub async fn acquire(host: &Host, runbook: &str) -> Result<Held> {
     let local = crate::state::lock::RunLock::acquire(&host.state_dir, runbook)?;
     let holder = Holder::this_process(&host.inventory.name, runbook);
     let line = serde_json::to_string(&holder).map_err(|e| Error::Internal(e.to_string()))?;
     let targets = host.targets(None);
-    let answers = host
+    let results = host
         .fan_out("run lock", &targets, OnFailure::Continue, |node| {
             let line = &line;
             async move { host.hold_lock(&node, line).await }
         })
         .await;
-    let answers = match all_ok(answers) {
-        Ok(answers) => answers,
-        Err(e) => {
-            host.release_locks().await;
-            return Err(e);
+    let mut answers = Vec::new();
+    let mut pending = Vec::new();
+    let mut failures = Vec::new();
+    for (node, r) in results {
+        match r {
+            Ok(a) => answers.push((node, a)),
+            Err(Error::Unreachable { .. }) => pending.push(node),
+            Err(e) => failures.push(e),
         }
-    };
+    }
+    if !failures.is_empty() {
+        host.release_locks().await;
+        return Err(if failures.len() == 1 {
+            failures.remove(0)
+        } else {
+            Error::Nodes {
+                total: targets.len(),
+                failures,
+            }
+        });
+    }
+    if let Err(refusal) = refuse_if_busy(&answers) {
+        host.release_locks().await;
+        return Err(refusal);
+    }
+    report_taken_over(host, &answers);
+    if !pending.is_empty() {
+        host.report(Event::Log {
+            level: Level::Warn,
+            message: format!(
+                "the environment's lock could not be asked of {} (unreachable): it will be,                  before anything changes there",
+                pending.join(", ")
+            ),
+        });
+    }
+    Ok(Held {
+        _local: local,
+        line,
+        pending: std::sync::Mutex::new(pending),
+    })
+}
+
+impl Held {
+    /// Before the first change on `node`: ask it for the lock if it could not be asked when
+    /// the run took the lock.
+    pub async fn before_change_on(&self, host: &Host, node: &crate::inventory::Node) -> Result<()> {
+        let asked = self
+            .pending
+            .lock()
+            .map(|p| p.contains(&node.name))
+            .unwrap_or(false);
+        if !asked {
+            return Ok(());
+        }
+        let answer = host.hold_lock(node, &self.line).await?;
+        if let Ok(mut p) = self.pending.lock() {
+            p.retain(|n| n != &node.name);
+        }
+        let answers = vec![(node.name.clone(), answer)];
+        refuse_if_busy(&answers)?;
+        report_taken_over(host, &answers);
+        Ok(())
+    }
+}
+
+/// Refuse when another run holds the lock on any node, naming the nodes and the holder.
+fn refuse_if_busy(answers: &[(String, LockAnswer)]) -> Result<()> {
     let busy: Vec<(&String, &String)> = answers
         .iter()
         .filter_map(|(n, a)| match a {
@@ -145,19 +216,22 @@ pub async fn acquire(host: &Host, runbook: &str) -> Result<crate::state::lock::R
             LockAnswer::Held { .. } => None,
         })
         .collect();
-    if let Some((_, first)) = busy.first() {
-        let nodes: Vec<&str> = busy.iter().map(|(n, _)| n.as_str()).collect();
-        let message = format!(
-            "another ovsup run holds the environment's lock on {}: {}; wait for it to finish \
-             (only one run at a time may change an environment; read-only runs such as \
-             check, plan and --dry-run are not refused)",
-            nodes.join(", "),
-            describe_line(first)
-        );
-        host.release_locks().await;
-        return Err(Error::Refused(message));
-    }
-    for (node, answer) in &answers {
+    let Some((_, first)) = busy.first() else {
+        return Ok(());
+    };
+    let nodes: Vec<&str> = busy.iter().map(|(n, _)| n.as_str()).collect();
+    Err(Error::Refused(format!(
+        "another ovsup run holds the environment's lock on {}: {}; wait for it to finish \
+         (only one run at a time may change an environment; read-only runs such as check, \
+         plan and --dry-run are not refused)",
+        nodes.join(", "),
+        describe_line(first)
+    )))
+}
+
+/// Say whose lock was taken over, where a gone holder left its name.
+fn report_taken_over(host: &Host, answers: &[(String, LockAnswer)]) {
+    for (node, answer) in answers {
         if let LockAnswer::Held {
             previous: Some(previous),
         } = answer
@@ -171,5 +245,4 @@ pub async fn acquire(host: &Host, runbook: &str) -> Result<crate::state::lock::R
             });
         }
     }
-    Ok(local)
 }

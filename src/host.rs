@@ -73,7 +73,7 @@ pub struct Host {
     /// What the run runs (its journal's and lock's label).
     label: String,
     /// The environment's run lock, taken before the first change (never by a dry run).
-    env_lock: tokio::sync::OnceCell<std::result::Result<crate::state::lock::RunLock, Error>>,
+    env_lock: tokio::sync::OnceCell<std::result::Result<crate::env_lock::Held, Error>>,
     /// Time the script thread spent blocked in primitives (waiting on nodes, a confirmation):
     /// not the runbook's own computation, which is bounded (see `engine::budget`).
     waited_ns: std::sync::atomic::AtomicU64,
@@ -263,7 +263,7 @@ impl Host {
             )));
         }
         if effect == Effect::Change {
-            self.before_change().await?;
+            self.before_change_on(node).await?;
         }
         if self.dry_run && effect == Effect::Change {
             self.record(
@@ -374,7 +374,7 @@ impl Host {
     pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>) -> Result<()> {
         self.check_cancelled()?;
         let label = format!("write {path} ({} bytes)", bytes.len());
-        self.before_change().await?;
+        self.before_change_on(node).await?;
         if self.dry_run {
             self.record(
                 node,
@@ -509,14 +509,28 @@ impl Host {
     /// step mark saved): take the environment's run lock, once (see [`crate::env_lock`]). A
     /// dry run changes nothing and takes none. Every later change gets the same answer.
     pub async fn before_change(&self) -> Result<()> {
+        self.held_lock().await.map(|_| ())
+    }
+
+    /// [`Host::before_change`], before the first change on `node`: a node that could not be
+    /// asked for the lock when it was taken (unreachable then) is asked now.
+    pub async fn before_change_on(&self, node: &Node) -> Result<()> {
+        match self.held_lock().await? {
+            Some(held) => held.before_change_on(self, node).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The environment's lock, taken the first time (none in a dry run).
+    async fn held_lock(&self) -> Result<Option<&crate::env_lock::Held>> {
         if self.dry_run {
-            return Ok(());
+            return Ok(None);
         }
         self.env_lock
             .get_or_init(|| crate::env_lock::acquire(self, &self.label))
             .await
             .as_ref()
-            .map(|_| ())
+            .map(Some)
             .map_err(Clone::clone)
     }
 

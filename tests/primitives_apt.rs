@@ -34,12 +34,12 @@ fn versions_install_and_idempotence(backend: Backend) {
         let n = &v[&node];
         assert_eq!(
             n["alba"],
-            json!({"installed": "0.9.17-1", "candidate": "0.9.18-1"}),
+            json!({"installed": "0.9.17-1", "candidate": "0.9.18-1", "status": "installed", "pending": true}),
             "{v}"
         );
         assert_eq!(
             n["nosuch"],
-            json!({"installed": null, "candidate": null}),
+            json!({"installed": null, "candidate": null, "status": "not-installed", "pending": false}),
             "{v}"
         );
         assert_eq!(
@@ -52,7 +52,7 @@ fn versions_install_and_idempotence(backend: Backend) {
     let v = c.eval_value(&[], r#"apt_versions("node-02", "alba")"#);
     assert_eq!(
         v,
-        json!({"alba": {"installed": "0.9.17-1", "candidate": "0.9.18-1"}})
+        json!({"alba": {"installed": "0.9.17-1", "candidate": "0.9.18-1", "status": "installed", "pending": true}})
     );
 
     let v = c.eval_value(&[], r#"apt_install(nodes(), ["alba", "openvstorag*"])"#);
@@ -122,22 +122,29 @@ fn held_lock_names_the_node(backend: Backend) {
     let c = Cluster::new(backend, 2);
     c.eval_value(&[], "apt_update(nodes())");
     c.update("node-01", |s| s.faults.apt_lock = true);
+    // A lock held past the wait: the node is named with the lock and what apt said.
     let ran = c
         .ovsup()
-        .args(["eval", "apt_update(nodes())"])
+        .args(["--apt-lock-wait", "1", "eval", "apt_update(nodes())"])
         .run()
         .code(1);
-    ran.stderr_has("node-01: `apt-get update` exited with code 100")
+    ran.stderr_has("node-01: /var/lib/apt/lists/lock is still held after 1 s")
+        .stderr_has("`apt-get update` did not run")
         .stderr_has("E: Could not get lock /var/lib/apt/lists/lock")
         .stderr_lacks("node-02: `");
     let ran = c
         .ovsup()
-        .args(["eval", r#"apt_install(["node-01"], "alba")"#])
+        .args([
+            "--apt-lock-wait",
+            "1",
+            "eval",
+            r#"apt_install(["node-01"], "alba")"#,
+        ])
         .run()
         .code(1);
-    ran.stderr_has("node-01: `DEBIAN_FRONTEND=noninteractive apt-get install")
-        .stderr_has("E: Could not get lock /var/lib/dpkg/lock")
-        .stderr_has("exited with code 100");
+    ran.stderr_has("node-01: /var/lib/dpkg/lock is still held after 1 s")
+        .stderr_has("`DEBIAN_FRONTEND=noninteractive apt-get install")
+        .stderr_has("E: Could not get lock /var/lib/dpkg/lock");
     assert_eq!(
         c.state("node-01").packages["alba"].installed.as_deref(),
         Some("0.9.17-1")

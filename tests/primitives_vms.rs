@@ -303,7 +303,7 @@ fn a_legacy_record_is_refused_until_imported(backend: Backend) {
 
 fn a_malformed_record_is_an_error_and_is_kept(backend: Backend) {
     let c = Cluster::new(backend, 1);
-    std::fs::create_dir_all(c.state_dir()).expect("state dir");
+    ovsup::state::ensure_dir(&c.state_dir()).expect("state dir");
     std::fs::write(record_path(&c), "{\"node-01\": \"vm-0-web\"}").expect("write");
     eval(&c, "stop_vms(nodes())")
         .code(1)

@@ -77,7 +77,9 @@ impl Cluster {
         let path = match &self.bed {
             Some(bed) => bed.node_named(name).root_path().join(&NODE_STATE[1..]),
             None => {
-                // The in-process cluster is seeded by the first run; seed it now if needed.
+                // The in-process cluster is seeded by the first run; seed it now if needed,
+                // in a state directory as private as ovsup makes (and requires) it.
+                ovsup::state::ensure_dir(&self.state_dir()).expect("the state directory");
                 let dir = self.state_dir().join("sim");
                 cluster::ensure(&dir, self.storage).expect("seed the simulated cluster");
                 cluster::state_file(&dir, name)

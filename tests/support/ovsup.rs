@@ -281,7 +281,8 @@ impl Ran {
     }
 }
 
-/// Every journal line of every run in a state directory, oldest run first.
+/// Every command of every run in a state directory, oldest run first: the journal's command
+/// lines, without the run lock's sessions (`lock /var/lib/ovsup/run.lock`, bookkeeping).
 pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(state_dir.join("runs")) {
         Ok(entries) => entries.map(|e| e.expect("journal entry").path()).collect(),
@@ -294,8 +295,15 @@ pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
             std::fs::read_to_string(f)
                 .expect("journal")
                 .lines()
-                .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).expect("journal line is JSON")
+                })
                 .collect::<Vec<_>>()
+        })
+        .filter(|l| {
+            l["command"]
+                .as_str()
+                .is_some_and(|c| !c.starts_with("lock /var/lib/ovsup/"))
         })
         .collect()
 }
