@@ -16,6 +16,7 @@ pub mod quote;
 pub mod report;
 pub mod run;
 pub mod runbooks;
+pub mod secret;
 pub mod session;
 pub mod sim;
 pub mod state;

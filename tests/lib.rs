@@ -14,5 +14,6 @@ mod primitives_vms;
 mod procedure;
 mod runbooks;
 mod script_errors;
+mod secrets;
 mod sim_cluster;
 mod testbed_selftest;
