@@ -2,6 +2,7 @@
 //! returns a typed [`crate::outcome::Outcome`]; only `run.rs` renders it.
 
 pub mod nodes;
+pub mod record;
 pub mod runbooks;
 pub mod scripts;
 pub mod sim;

@@ -130,7 +130,8 @@ impl Ran {
     }
 }
 
-/// Every journal line of every run in a state directory, oldest run first.
+/// Every command line of the journals of every run in a state directory, oldest run first
+/// (not the first and last lines of a run, which have a `type`).
 pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(state_dir.join("runs")) {
         Ok(entries) => entries.map(|e| e.expect("journal entry").path()).collect(),
@@ -143,7 +144,10 @@ pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
             std::fs::read_to_string(f)
                 .expect("journal")
                 .lines()
-                .map(|l| serde_json::from_str(l).expect("journal line is JSON"))
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).expect("journal line is JSON")
+                })
+                .filter(|l| l.get("type").is_none())
                 .collect::<Vec<_>>()
         })
         .collect()
