@@ -220,6 +220,15 @@ pub enum Command {
         /// Runbook name
         name: String,
     },
+    /// The runs of this environment: when, who, runbook, flags, exit code, duration, nodes
+    History {
+        /// One run in full
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        /// Only the N latest runs
+        #[arg(short = 'n', long, value_name = "N")]
+        last: Option<usize>,
+    },
     /// Print the primitive reference (Markdown, from the code's doc comments)
     #[command(hide = true)]
     Reference,
@@ -258,6 +267,20 @@ impl Command {
             _ => return None,
         })
     }
+}
+
+/// `ovsup history …`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// One run: who ran it and how, how it ended, its commands per node (failures first)
+    Show {
+        /// The run: `last`, or its id as `ovsup history` lists it (or the start of the id)
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// Also draw the run as a timeline, a row per node, into this SVG file
+        #[arg(long, value_name = "FILE.svg")]
+        timeline: Option<PathBuf>,
+    },
 }
 
 /// `ovsup sim …`.

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod host;
 pub mod inventory;
 pub mod outcome;
@@ -20,6 +21,7 @@ pub mod secret;
 pub mod session;
 pub mod sim;
 pub mod state;
+pub mod timeline;
 pub mod transport;
 pub mod wait;
 

@@ -3,6 +3,9 @@
 //! something to show ([`Failure::shown`]: the node table of a ping where some nodes are
 //! unreachable).
 
+mod history;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -32,6 +35,21 @@ pub enum Outcome {
     Nodes(Vec<NodeRow>),
     /// The simulated nodes (`ovsup sim show`).
     SimNodes(Vec<NodeState>),
+    /// The runs of the environment, oldest first (`ovsup history`), and where their journals
+    /// are.
+    History {
+        /// The runs.
+        runs: Vec<crate::history::Run>,
+        /// `<state-dir>/runs`.
+        dir: PathBuf,
+    },
+    /// One run told in full (`ovsup history show RUN`), and where its timeline was drawn.
+    Run {
+        /// The run.
+        run: Box<crate::history::Run>,
+        /// The SVG file of `--timeline`.
+        timeline: Option<PathBuf>,
+    },
 }
 
 /// A command that failed, and what it had to show all the same.
@@ -86,6 +104,8 @@ impl Outcome {
                 })
                 .collect::<serde_json::Map<_, _>>()
                 .into(),
+            Outcome::History { runs, .. } => history::list_json(runs),
+            Outcome::Run { run, timeline } => history::show_json(run, timeline.as_deref()),
         }
     }
 
@@ -132,6 +152,8 @@ impl Outcome {
                     .collect::<Vec<_>>()
                     .join("\n"),
             ),
+            Outcome::History { runs, dir } => Some(history::list_text(runs, dir)),
+            Outcome::Run { run, timeline } => Some(history::show_text(run, timeline.as_deref())),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, HistoryAction};
 use crate::commands::scripts::{self, Runbook};
 use crate::config::{Config, OutputMode};
 use crate::error::{EXIT_OK, EXIT_USAGE, Error};
@@ -136,6 +136,12 @@ fn execute(
             return crate::commands::nodes::list(config, reporter, *ping, journals);
         }
         Command::Sim { action } => crate::commands::sim::run(config, action)?,
+        Command::History { action, last } => match action {
+            None => crate::commands::history::list(config, *last)?,
+            Some(HistoryAction::Show { run, timeline }) => {
+                crate::commands::history::show(config, run, timeline.as_deref())?
+            }
+        },
         Command::Reference => {
             Outcome::Text(crate::engine::reference::markdown().trim_end().to_string())
         }

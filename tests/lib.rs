@@ -5,6 +5,7 @@ mod cli;
 mod errors;
 mod exec;
 mod files;
+mod history;
 mod host_primitives;
 mod interrupt;
 mod primitives_apt;

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::host::Host;
 use crate::inventory::Backend;
-use crate::state::journal::{Begin, FORMAT, Flags, RunJournals, now_rfc3339};
+use crate::state::journal::{self, Begin, FORMAT, Flags, RunJournals, now_rfc3339};
 
 /// What a run runs: its runbooks' names and where each came from.
 pub struct Ran<'a> {
@@ -38,9 +38,9 @@ pub fn begin(config: &Config, host: &Host, ran: &Ran<'_>, journals: &RunJournals
     let begin = Begin {
         format: FORMAT,
         start: now_rfc3339(),
-        user: user(),
+        user: journal::user(),
         sudo_user: std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()),
-        controller: controller(),
+        controller: journal::controller(),
         pid: std::process::id(),
         ovsup: env!("CARGO_PKG_VERSION").to_string(),
         runbooks: ran.runbooks.iter().map(|s| s.to_string()).collect(),
@@ -65,20 +65,4 @@ pub fn begin(config: &Config, host: &Host, ran: &Ran<'_>, journals: &RunJournals
     journal.begin(&begin)?;
     journals.add(journal.clone());
     Ok(())
-}
-
-/// The name of the user ovsup runs as (its effective uid), else `$USER`, else the uid.
-fn user() -> String {
-    let uid = nix::unistd::geteuid();
-    match nix::unistd::User::from_uid(uid) {
-        Ok(Some(user)) => user.name,
-        _ => std::env::var("USER").unwrap_or_else(|_| format!("uid {uid}")),
-    }
-}
-
-/// The host name of the machine ovsup runs on.
-pub fn controller() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown host".into())
 }

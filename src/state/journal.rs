@@ -361,6 +361,22 @@ pub fn read(path: &Path) -> Result<Vec<Line>> {
         .collect())
 }
 
+/// The name of the user ovsup runs as (its effective uid), else `$USER`, else the uid.
+pub fn user() -> String {
+    let uid = nix::unistd::geteuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => std::env::var("USER").unwrap_or_else(|_| format!("uid {uid}")),
+    }
+}
+
+/// The host name of the machine ovsup runs on.
+pub fn controller() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown host".into())
+}
+
 /// Now, as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
