@@ -229,6 +229,8 @@ pub enum Command {
         #[arg(short = 'n', long, value_name = "N")]
         last: Option<usize>,
     },
+    /// Merge the VM list left by update-ovs.py (/tmp/ovs-machine-state.json) into the VM record
+    ImportLegacy,
     /// Print the primitive reference (Markdown, from the code's doc comments)
     #[command(hide = true)]
     Reference,

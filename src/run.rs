@@ -142,6 +142,7 @@ fn execute(
                 crate::commands::history::show(config, run, timeline.as_deref())?
             }
         },
+        Command::ImportLegacy => crate::commands::legacy::import(config, reporter, journals)?,
         Command::Reference => {
             Outcome::Text(crate::engine::reference::markdown().trim_end().to_string())
         }

@@ -7,6 +7,7 @@ mod exec;
 mod files;
 mod history;
 mod host_primitives;
+mod import_legacy;
 mod interrupt;
 mod primitives_apt;
 mod primitives_cluster;

@@ -2,6 +2,7 @@
 //! returns a typed [`crate::outcome::Outcome`]; only `run.rs` renders it.
 
 pub mod history;
+pub mod legacy;
 pub mod nodes;
 pub mod record;
 pub mod runbooks;
