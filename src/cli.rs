@@ -231,6 +231,20 @@ pub enum Command {
     },
     /// Merge the VM list left by update-ovs.py (/tmp/ovs-machine-state.json) into the VM record
     ImportLegacy,
+    /// Write Rhai definition files (.d.rhai) of the primitives and the stdlib, for editors
+    Definitions {
+        /// The directory to write them into (created); the site runbook directory lets the
+        /// language server resolve `import "vms"` too
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// Print the primitive reference (Markdown, from the code's doc comments)
     #[command(hide = true)]
     Reference,
@@ -244,11 +258,17 @@ pub enum Command {
 
 impl Command {
     /// Whether the subcommand works on an environment (loads the inventory); `list`, `show`,
-    /// `edit` and `reference` do not.
+    /// `edit`, `definitions`, `completions`, `man` and `reference` do not.
     pub fn needs_environment(&self) -> bool {
         !matches!(
             self,
-            Command::List | Command::Show { .. } | Command::Edit { .. } | Command::Reference
+            Command::List
+                | Command::Show { .. }
+                | Command::Edit { .. }
+                | Command::Definitions { .. }
+                | Command::Completions { .. }
+                | Command::Man
+                | Command::Reference
         )
     }
 

@@ -143,6 +143,9 @@ fn execute(
             }
         },
         Command::ImportLegacy => crate::commands::legacy::import(config, reporter, journals)?,
+        Command::Definitions { dir } => crate::commands::manual::definitions(dir)?,
+        Command::Completions { shell } => crate::commands::manual::completions(*shell)?,
+        Command::Man => crate::commands::manual::man()?,
         Command::Reference => {
             Outcome::Text(crate::engine::reference::markdown().trim_end().to_string())
         }

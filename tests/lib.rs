@@ -2,6 +2,8 @@
 mod support;
 
 mod cli;
+mod completions;
+mod definitions;
 mod errors;
 mod exec;
 mod files;

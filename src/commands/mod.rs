@@ -3,6 +3,7 @@
 
 pub mod history;
 pub mod legacy;
+pub mod manual;
 pub mod nodes;
 pub mod record;
 pub mod runbooks;

@@ -10,6 +10,7 @@ pub mod apt;
 pub mod call;
 pub mod cluster;
 pub mod control;
+pub mod definitions;
 pub mod error;
 pub mod exec;
 pub mod files;
