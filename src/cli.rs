@@ -248,6 +248,31 @@ pub enum Command {
         /// Runbook name
         name: String,
     },
+    /// The runs of this environment: when, who, runbook, flags, exit code, duration, nodes
+    History {
+        /// One run in full
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        /// Only the N latest runs
+        #[arg(short = 'n', long, value_name = "N")]
+        last: Option<usize>,
+    },
+    /// Merge the VM list left by update-ovs.py (/tmp/ovs-machine-state.json) into the VM record
+    ImportLegacy,
+    /// Write Rhai definition files (.d.rhai) of the primitives and the stdlib, for editors
+    Definitions {
+        /// The directory to write them into (created); the site runbook directory lets the
+        /// language server resolve `import "vms"` too
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// Print the primitive reference (Markdown, from the code's doc comments)
     #[command(hide = true)]
     Reference,
@@ -261,11 +286,17 @@ pub enum Command {
 
 impl Command {
     /// Whether the subcommand works on an environment (loads the inventory); `list`, `show`,
-    /// `edit` and `reference` do not.
+    /// `edit`, `definitions`, `completions`, `man` and `reference` do not.
     pub fn needs_environment(&self) -> bool {
         !matches!(
             self,
-            Command::List | Command::Show { .. } | Command::Edit { .. } | Command::Reference
+            Command::List
+                | Command::Show { .. }
+                | Command::Edit { .. }
+                | Command::Definitions { .. }
+                | Command::Completions { .. }
+                | Command::Man
+                | Command::Reference
         )
     }
 
@@ -299,6 +330,20 @@ impl Command {
         };
         Some((name, args.set.clone()))
     }
+}
+
+/// `ovsup history …`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// One run: who ran it and how, how it ended, its commands per node (failures first)
+    Show {
+        /// The run: `last`, or its id as `ovsup history` lists it (or the start of the id)
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// Also draw the run as a timeline, a row per node, into this SVG file
+        #[arg(long, value_name = "FILE.svg")]
+        timeline: Option<PathBuf>,
+    },
 }
 
 /// `ovsup sim …`.

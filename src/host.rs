@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Limit, Node};
 use crate::report::{Event, Reporter};
+use crate::secret::CommandLine;
 use crate::state::journal::{Entry, Journal, now_rfc3339};
 use crate::transport::{Output, TIMEOUT_EXIT, Transport};
 
@@ -217,6 +218,12 @@ impl Host {
         self.journal.as_ref().map(|j| j.path().to_path_buf())
     }
 
+    /// The run's journal, if there is one (for its first and last lines: who ran what, and
+    /// how it ended).
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
     /// Run a future to completion from synchronous code (the script thread); the time it
     /// takes counts as waiting, not as the script's own computation.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
@@ -248,15 +255,19 @@ impl Host {
 
     /// Run shell text on a node and return what it left, whatever its exit code. Unreachable
     /// nodes and timeouts are errors. A [`Effect::Change`] command is only reported in a dry run.
+    /// `line` is shell text, or a [`CommandLine`] holding secrets: the node gets
+    /// [`CommandLine::sent`], the journal, the events and the errors [`CommandLine::shown`],
+    /// and the output comes back with the secret texts redacted.
     pub async fn exec(
         &self,
         node: &Node,
-        line: &str,
+        line: impl Into<CommandLine>,
         effect: Effect,
         timeout: Option<Duration>,
     ) -> Result<Output> {
+        let line = line.into();
         self.check_cancelled()?;
-        if line.contains('\0') {
+        if line.sent().contains('\0') {
             return Err(Error::argument(format!(
                 "{}: the command contains a NUL byte",
                 node.name
@@ -268,7 +279,7 @@ impl Host {
         if self.dry_run && effect == Effect::Change {
             self.record(
                 node,
-                line,
+                line.shown(),
                 &now_rfc3339(),
                 Duration::ZERO,
                 None,
@@ -281,8 +292,12 @@ impl Host {
         let timeout = timeout.unwrap_or(node.command_timeout);
         let began = Instant::now();
         let result = self
-            .guarded(node, line, async {
-                let out = self.transport.exec(node, line, timeout).await?;
+            .guarded(node, line.shown(), async {
+                let out = self
+                    .transport
+                    .exec(node, line.sent(), timeout)
+                    .await
+                    .map_err(|e| line.redact_error(e))?;
                 let bytes = (out.stdout.len() + out.stderr.len()) as u64;
                 Ok((Some(out.code), bytes, out))
             })
@@ -295,9 +310,15 @@ impl Host {
             {
                 Err(Error::Timeout {
                     node: node.name.clone(),
-                    command: line.to_string(),
+                    command: line.shown().to_string(),
                     seconds: timeout.as_secs(),
                 })
+            }
+            // What a node answers a command holding a secret may echo it: redacted too.
+            Ok(mut out) if line.has_secret() => {
+                out.stdout = line.redact(&out.stdout).into_owned();
+                out.stderr = line.redact(&out.stderr).into_owned();
+                Ok(out)
             }
             other => other,
         }
@@ -399,19 +420,20 @@ impl Host {
     }
 
     /// Like [`Host::exec`], but a non-zero exit is an [`Error::Remote`] naming the node, the
-    /// command, the exit code and the tail of stderr.
+    /// command, the exit code and the tail of stderr (secrets redacted).
     pub async fn exec_ok(
         &self,
         node: &Node,
-        line: &str,
+        line: impl Into<CommandLine>,
         effect: Effect,
         timeout: Option<Duration>,
     ) -> Result<Output> {
-        let out = self.exec(node, line, effect, timeout).await?;
+        let line = line.into();
+        let out = self.exec(node, &line, effect, timeout).await?;
         if out.code == 0 {
             Ok(out)
         } else {
-            Err(failed(&node.name, line, &out))
+            Err(line.redact_error(failed(&node.name, line.shown(), &out)))
         }
     }
 

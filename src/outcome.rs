@@ -3,6 +3,9 @@
 //! something to show ([`Failure::shown`]: the node table of a ping where some nodes are
 //! unreachable).
 
+mod history;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -32,6 +35,32 @@ pub enum Outcome {
     Nodes(Vec<NodeRow>),
     /// The simulated nodes (`ovsup sim show`).
     SimNodes(Vec<NodeState>),
+    /// The runs of the environment, oldest first (`ovsup history`), and where their journals
+    /// are.
+    History {
+        /// The runs.
+        runs: Vec<crate::history::Run>,
+        /// `<state-dir>/runs`.
+        dir: PathBuf,
+    },
+    /// What `ovsup import-legacy` merged into the VM record (or, in a dry run, would).
+    LegacyImport {
+        /// The VMs by node.
+        record: crate::state::vm_record::VmRecord,
+        /// The legacy file.
+        from: PathBuf,
+        /// The VM record file.
+        into: PathBuf,
+        /// Whether it was a dry run (nothing changed).
+        dry_run: bool,
+    },
+    /// One run told in full (`ovsup history show RUN`), and where its timeline was drawn.
+    Run {
+        /// The run.
+        run: Box<crate::history::Run>,
+        /// The SVG file of `--timeline`.
+        timeline: Option<PathBuf>,
+    },
 }
 
 /// A command that failed, and what it had to show all the same.
@@ -86,6 +115,11 @@ impl Outcome {
                 })
                 .collect::<serde_json::Map<_, _>>()
                 .into(),
+            Outcome::History { runs, .. } => history::list_json(runs),
+            Outcome::LegacyImport { record, .. } => {
+                serde_json::to_value(record.nodes()).unwrap_or(Value::Null)
+            }
+            Outcome::Run { run, timeline } => history::show_json(run, timeline.as_deref()),
         }
     }
 
@@ -132,8 +166,53 @@ impl Outcome {
                     .collect::<Vec<_>>()
                     .join("\n"),
             ),
+            Outcome::History { runs, dir } => Some(history::list_text(runs, dir)),
+            Outcome::LegacyImport {
+                record,
+                from,
+                into,
+                dry_run,
+            } => Some(legacy_import_text(record, from, into, *dry_run)),
+            Outcome::Run { run, timeline } => Some(history::show_text(run, timeline.as_deref())),
         }
     }
+}
+
+fn legacy_import_text(
+    record: &crate::state::vm_record::VmRecord,
+    from: &std::path::Path,
+    into: &std::path::Path,
+    dry_run: bool,
+) -> String {
+    if record.is_empty() {
+        return format!(
+            "nothing to import: {} does not exist or lists no VM",
+            from.display()
+        );
+    }
+    let count: usize = record.nodes().values().map(Vec::len).sum();
+    let listing = record
+        .nodes()
+        .iter()
+        .map(|(node, vms)| format!("  {node}: {}", vms.join(", ")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if dry_run {
+        return format!(
+            "dry run: would import {count} VMs of {} nodes from {} into {}:\n{listing}",
+            record.nodes().len(),
+            from.display(),
+            into.display()
+        );
+    }
+    format!(
+        "imported {count} VMs of {} nodes from {} into {} (the legacy file is renamed \
+         {}.imported); `ovsup start-vm` starts them:\n{listing}",
+        record.nodes().len(),
+        from.display(),
+        into.display(),
+        from.display()
+    )
 }
 
 fn origin(o: &Origin) -> String {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, HistoryAction};
 use crate::commands::scripts::{self, Runbook};
 use crate::config::{Config, OutputMode};
 use crate::error::{EXIT_OK, EXIT_USAGE, Error};
@@ -15,6 +15,7 @@ use crate::outcome::{CommandResult, Failure, Outcome};
 use crate::report::human::HumanReporter;
 use crate::report::json::JsonReporter;
 use crate::report::{Event, Reporter};
+use crate::state::journal::RunJournals;
 
 /// Run ovsup with these arguments (the first is the program name); returns the exit code.
 pub fn run<I, T>(args: I) -> i32
@@ -38,14 +39,19 @@ where
             OutputMode::Json => crate::report::human::Verbosity::Normal,
         }))
     };
+    let journals = RunJournals::default();
     let result = Config::resolve(&cli)
         .map_err(Failure::from)
-        .and_then(|config| execute(&cli, &config, reporter.clone()));
+        .and_then(|config| execute(&cli, &config, reporter.clone(), &journals));
     let (shown, error) = match result {
         Ok(outcome) => (Some(outcome), None),
         Err(Failure { error, shown }) => (shown.map(|b| *b), Some(error)),
     };
     let code = error.as_ref().map_or(EXIT_OK, Error::code);
+    // The journals of the runs this command made end with its exit code and error.
+    for e in journals.close(code, error.as_ref()) {
+        eprintln!("warning: journal: {e}");
+    }
     if json {
         reporter.report(Event::Result {
             ok: error.is_none(),
@@ -72,8 +78,14 @@ fn print_stdout(text: &str) {
     let _ = writeln!(std::io::stdout(), "{text}");
 }
 
-/// Dispatch the subcommand (or the legacy flags).
-fn execute(cli: &Cli, config: &Config, reporter: Arc<dyn Reporter>) -> CommandResult {
+/// Dispatch the subcommand (or the legacy flags). The journals of the runs it makes go to
+/// `journals`, to be closed with the exit code.
+fn execute(
+    cli: &Cli,
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+    journals: &RunJournals,
+) -> CommandResult {
     let legacy = cli.legacy.runbooks();
     let Some(command) = &cli.command else {
         if legacy.is_empty() {
@@ -87,7 +99,7 @@ fn execute(cli: &Cli, config: &Config, reporter: Arc<dyn Reporter>) -> CommandRe
             .iter()
             .map(|name| Runbook::find(config, name))
             .collect::<Result<Vec<_>, _>>()?;
-        return scripts::run(config, reporter, books, &[], false);
+        return scripts::run(config, reporter, books, &[], false, journals);
     };
     if !legacy.is_empty() {
         return Err(Error::Usage(format!(
@@ -98,18 +110,37 @@ fn execute(cli: &Cli, config: &Config, reporter: Arc<dyn Reporter>) -> CommandRe
     }
     if let Some((name, set)) = command.runbook() {
         let book = Runbook::find(config, name)?;
-        return scripts::run(config, reporter, vec![book], &set, false);
+        return scripts::run(config, reporter, vec![book], &set, false, journals);
     }
     let outcome = match command {
         Command::Run { runbook, set } => {
             let book = Runbook::find(config, runbook)?;
-            return scripts::run(config, reporter, vec![book], set, true);
+            return scripts::run(config, reporter, vec![book], set, true, journals);
         }
         Command::Eval { code, set } => {
-            return scripts::run(config, reporter, vec![Runbook::eval(code)], set, true);
+            return scripts::run(
+                config,
+                reporter,
+                vec![Runbook::eval(code)],
+                set,
+                true,
+                journals,
+            );
         }
-        Command::Nodes { ping } => return crate::commands::nodes::list(config, reporter, *ping),
+        Command::Nodes { ping } => {
+            return crate::commands::nodes::list(config, reporter, *ping, journals);
+        }
         Command::Sim { action } => crate::commands::sim::run(config, action)?,
+        Command::History { action, last } => match action {
+            None => crate::commands::history::list(config, *last)?,
+            Some(HistoryAction::Show { run, timeline }) => {
+                crate::commands::history::show(config, run, timeline.as_deref())?
+            }
+        },
+        Command::ImportLegacy => crate::commands::legacy::import(config, reporter, journals)?,
+        Command::Definitions { dir } => crate::commands::manual::definitions(dir)?,
+        Command::Completions { shell } => crate::commands::manual::completions(*shell)?,
+        Command::Man => crate::commands::manual::man()?,
         Command::Reference => {
             Outcome::Text(crate::engine::reference::markdown().trim_end().to_string())
         }

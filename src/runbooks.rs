@@ -114,7 +114,9 @@ pub fn list(site_dir: Option<&Path>) -> Result<Vec<Entry>> {
     {
         for item in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
             let path = item.map_err(|e| Error::io(dir, e))?.path();
-            if path.extension().is_none_or(|e| e != "rhai") {
+            // `*.d.rhai` are definition files for editors (`ovsup definitions`), not runbooks.
+            let definitions = path.to_string_lossy().ends_with(".d.rhai");
+            if path.extension().is_none_or(|e| e != "rhai") || definitions {
                 continue;
             }
             let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {

@@ -2,10 +2,14 @@
 mod support;
 
 mod cli;
+mod completions;
+mod definitions;
 mod errors;
 mod exec;
 mod files;
+mod history;
 mod host_primitives;
+mod import_legacy;
 mod interrupt;
 mod primitives_apt;
 mod primitives_cluster;
@@ -14,5 +18,6 @@ mod primitives_vms;
 mod procedure;
 mod runbooks;
 mod script_errors;
+mod secrets;
 mod sim_cluster;
 mod testbed_selftest;

@@ -1,16 +1,32 @@
 //! `ovsup nodes`: the target set, and with `--ping` reachability and round-trip time.
 
+use super::record::{self, Ran};
 use crate::config::Config;
 use crate::error::Error;
 use crate::host::{Effect, OnFailure};
 use crate::outcome::{CommandResult, Failure, NodeRow, Outcome};
 use crate::report::Reporter;
 use crate::session::Session;
+use crate::state::journal::RunJournals;
 
-/// `ovsup nodes [--ping]`: the target set, and with `--ping` whether and how fast each answers.
-/// Unreachable nodes fail the command, after the table is shown.
-pub fn list(config: &Config, reporter: std::sync::Arc<dyn Reporter>, ping: bool) -> CommandResult {
+/// `ovsup nodes [--ping]`: the target set, and with `--ping` whether and how fast each answers
+/// (journaled as a run of `ping`). Unreachable nodes fail the command, after the table is shown.
+pub fn list(
+    config: &Config,
+    reporter: std::sync::Arc<dyn Reporter>,
+    ping: bool,
+    journals: &RunJournals,
+) -> CommandResult {
     let session = Session::open(config, reporter, ping.then_some("ping"))?;
+    let ran = Ran {
+        runbooks: vec!["ping"],
+        scripts: Vec::new(),
+        set: &[],
+    };
+    if let Err(e) = record::begin(config, &session.host, &ran, journals) {
+        session.close();
+        return Err(e.into());
+    }
     let host = &session.host;
     let targets = host.targets(None);
     let pings = ping.then(|| {

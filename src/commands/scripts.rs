@@ -7,12 +7,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::record::{self, Ran};
 use crate::config::Config;
 use crate::engine::Script;
 use crate::error::{Error, Result};
 use crate::outcome::{CommandResult, Failure, Outcome};
 use crate::report::{Event, Level, Reporter};
 use crate::session::Session;
+use crate::state::journal::RunJournals;
 
 /// A runbook to run, and the short name its journal and lock use.
 pub struct Runbook {
@@ -45,13 +47,16 @@ impl Runbook {
 }
 
 /// Run `books` in order with the `--set` pairs as `opts`; the value of the last one (of each,
-/// keyed by name, when there are several). `show` says whether people see the value.
+/// keyed by name, when there are several). `show` says whether people see the value. The
+/// run's journal begins with who runs what, and goes to `journals` to be closed with the exit
+/// code.
 pub fn run(
     config: &Config,
     reporter: Arc<dyn Reporter>,
     books: Vec<Runbook>,
     set: &[(String, String)],
     show: bool,
+    journals: &RunJournals,
 ) -> CommandResult {
     let env = config.env()?;
     let label = books
@@ -61,6 +66,15 @@ pub fn run(
         .join("+");
     env.ensure_state_dir()?;
     let session = Session::open(config, reporter.clone(), Some(&label))?;
+    let ran = Ran {
+        runbooks: books.iter().map(|b| b.name.as_str()).collect(),
+        scripts: books.iter().map(|b| b.script.name.as_str()).collect(),
+        set,
+    };
+    if let Err(e) = record::begin(config, &session.host, &ran, journals) {
+        session.close();
+        return Err(e.into());
+    }
     let mut opts = crate::engine::opts_map(set);
     opts.insert("skip_vm".into(), config.skip_vm.into());
     let mut values = serde_json::Map::new();

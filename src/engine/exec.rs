@@ -3,10 +3,11 @@
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map};
 
-use super::call::{Raised, arg, fan_out};
+use super::call::{Raised, arg, fan_out, raise_in};
 use crate::error::{Error, Result};
 use crate::host::{Effect, interrupted};
 use crate::primitives::exec::{Check, run};
+use crate::secret::{CommandLine, Secret, Word, refuse_shown_secret};
 use crate::transport::Output;
 
 fn output_map(out: &Output) -> Dynamic {
@@ -17,29 +18,38 @@ fn output_map(out: &Output) -> Dynamic {
     m.into()
 }
 
-/// An argument vector as the shell text `cmd` sends: each word quoted.
-fn argv_line(argv: Array) -> Result<String> {
-    let words: Vec<String> = argv
-        .into_iter()
+/// The words of an argument vector: strings, numbers and booleans as text, `secret()`s as
+/// secrets.
+fn argv_words(argv: Array) -> Result<Vec<Word>> {
+    argv.into_iter()
         .map(|v| {
             if v.is_string() || v.is_int() || v.is_float() || v.is_bool() {
-                Ok(v.to_string())
+                let word = v.to_string();
+                refuse_shown_secret(&word)?;
+                Ok(Word::Plain(word))
+            } else if let Some(secret) = v.clone().try_cast::<Secret>() {
+                Ok(Word::Secret(secret))
             } else {
                 Err(Error::argument(format!(
-                    "a command argument must be a string or a number, found {}",
+                    "a command argument must be a string, a number or a secret(), found {}",
                     v.type_name()
                 )))
             }
         })
-        .collect::<Result<_>>()?;
-    crate::quote::join(&words)
+        .collect()
+}
+
+/// Shell text a script wrote, refused when a secret became text in it.
+fn shell_line(line: &str) -> Result<CommandLine> {
+    refuse_shown_secret(line)?;
+    Ok(CommandLine::plain(line))
 }
 
 /// Run and raise on failure: the value is stdout (per node for an array).
 fn checked(
     ctx: &NativeCallContext,
     target: Dynamic,
-    line: &str,
+    line: &CommandLine,
     effect: Effect,
 ) -> Result<Dynamic, Raised> {
     fan_out(
@@ -55,7 +65,7 @@ fn checked(
 fn tolerant(
     ctx: &NativeCallContext,
     target: Dynamic,
-    line: &str,
+    line: &CommandLine,
     effect: Effect,
 ) -> Result<Dynamic, Raised> {
     fan_out(
@@ -86,9 +96,14 @@ fn tolerant(
     )
 }
 
-/// `argv_line` raised from the primitive being called.
-fn line_of(ctx: &NativeCallContext, argv: Array) -> Result<String, Raised> {
-    arg(ctx, argv_line(argv))
+/// The command line of an argument vector, raised from the primitive being called.
+fn line_of(ctx: &NativeCallContext, argv: Array) -> Result<CommandLine, Raised> {
+    arg(ctx, argv_words(argv).and_then(|w| CommandLine::argv(&w)))
+}
+
+/// The command line of shell text, raised from the primitive being called.
+fn text_of(ctx: &NativeCallContext, line: &str) -> Result<CommandLine, Raised> {
+    arg(ctx, shell_line(line))
 }
 
 /// The script API for running commands.
@@ -107,12 +122,13 @@ pub mod exec_api {
         target: Dynamic,
         line: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        checked(&ctx, target, line, Effect::Change)
+        let line = text_of(&ctx, line)?;
+        checked(&ctx, target, &line, Effect::Change)
     }
 
     /// Run a program with arguments (`["virsh", "start", name]`), each argument quoted for the
-    /// remote shell, so names with spaces, quotes, `$` or `;` arrive as one word. Otherwise as
-    /// `sh`.
+    /// remote shell, so names with spaces, quotes, `$` or `;` arrive as one word. A word may
+    /// be a `secret()`: sent as it is, shown as `<secret>`. Otherwise as `sh`.
     #[rhai_fn(return_raw)]
     pub fn cmd(
         ctx: NativeCallContext,
@@ -130,7 +146,8 @@ pub mod exec_api {
         target: Dynamic,
         line: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        checked(&ctx, target, line, Effect::Read)
+        let line = text_of(&ctx, line)?;
+        checked(&ctx, target, &line, Effect::Read)
     }
 
     /// Like `cmd`, for a command that only reads the node: it runs in `--dry-run` too.
@@ -153,7 +170,8 @@ pub mod exec_api {
         target: Dynamic,
         line: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        tolerant(&ctx, target, line, Effect::Change)
+        let line = text_of(&ctx, line)?;
+        tolerant(&ctx, target, &line, Effect::Change)
     }
 
     /// `try_sh` for an argument vector (each argument quoted).
@@ -174,7 +192,8 @@ pub mod exec_api {
         target: Dynamic,
         line: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        tolerant(&ctx, target, line, Effect::Read)
+        let line = text_of(&ctx, line)?;
+        tolerant(&ctx, target, &line, Effect::Read)
     }
 
     /// `try_query` for an argument vector.
@@ -188,9 +207,58 @@ pub mod exec_api {
         tolerant(&ctx, target, &line, Effect::Read)
     }
 
-    /// Quote an argument vector as shell text, as `cmd` would send it.
+    /// Quote an argument vector as shell text, as `cmd` would send it. A `secret()` cannot
+    /// become text: an argument vector holding one is refused (pass it to `cmd`).
     #[rhai_fn(return_raw)]
     pub fn shell_quote(ctx: NativeCallContext, argv: Array) -> Result<String, Box<EvalAltResult>> {
-        line_of(&ctx, argv)
+        let line = line_of(&ctx, argv)?;
+        if line.has_secret() {
+            return Err(raise_in(
+                &ctx,
+                Error::argument("a secret() cannot become text: pass the words to cmd"),
+            ));
+        }
+        Ok(line.sent().to_string())
+    }
+
+    /// `sh` for shell text holding a `secret()` (`"echo " + s + " | chpasswd"`): the node gets
+    /// the text, everything else sees `<secret>` in its place.
+    #[rhai_fn(name = "sh", return_raw)]
+    pub fn sh_secret(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        secret: Secret,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        checked(&ctx, target, &CommandLine::shell(&secret), Effect::Change)
+    }
+
+    /// `query` for shell text holding a `secret()`.
+    #[rhai_fn(name = "query", return_raw)]
+    pub fn query_secret(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        secret: Secret,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        checked(&ctx, target, &CommandLine::shell(&secret), Effect::Read)
+    }
+
+    /// `try_sh` for shell text holding a `secret()`.
+    #[rhai_fn(name = "try_sh", return_raw)]
+    pub fn try_sh_secret(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        secret: Secret,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        tolerant(&ctx, target, &CommandLine::shell(&secret), Effect::Change)
+    }
+
+    /// `try_query` for shell text holding a `secret()`.
+    #[rhai_fn(name = "try_query", return_raw)]
+    pub fn try_query_secret(
+        ctx: NativeCallContext,
+        target: Dynamic,
+        secret: Secret,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        tolerant(&ctx, target, &CommandLine::shell(&secret), Effect::Read)
     }
 }

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod call;
 pub mod cluster;
 pub mod control;
+pub mod definitions;
 pub mod error;
 pub mod exec;
 pub mod files;
@@ -19,6 +20,7 @@ pub mod nodes;
 pub mod options;
 pub mod reference;
 pub mod resolver;
+pub mod secrets;
 pub mod services;
 pub mod steps;
 pub mod target;
@@ -156,13 +158,24 @@ pub fn families() -> Vec<(&'static str, &'static str, rhai::Module)> {
             "Messages, failures, confirmation, waiting, run options.",
             exported_module!(control::control_api),
         ),
+        (
+            "secrets",
+            "Values that reach a node and nothing else: not the journal, the events, the errors.",
+            exported_module!(secrets::secrets_api),
+        ),
     ]
+}
+
+/// Register the types scripts see by name (`Node`, `Error`, `Secret`).
+pub fn register_types(engine: &mut Engine) {
+    engine.register_type_with_name::<crate::inventory::Node>("Node");
+    engine.register_type_with_name::<error::ScriptError>("Error");
+    engine.register_type_with_name::<crate::secret::Secret>("Secret");
 }
 
 /// Register every primitive family.
 pub fn register(engine: &mut Engine) {
-    engine.register_type_with_name::<crate::inventory::Node>("Node");
-    engine.register_type_with_name::<error::ScriptError>("Error");
+    register_types(engine);
     for (_, _, module) in families() {
         engine.register_global_module(module.into());
     }

@@ -14,8 +14,7 @@ pub fn markdown() -> String {
     let mut out = String::new();
     for (name, what, module) in super::families() {
         let mut engine = Engine::new_raw();
-        engine.register_type_with_name::<crate::inventory::Node>("Node");
-        engine.register_type_with_name::<super::error::ScriptError>("Error");
+        super::register_types(&mut engine);
         engine.register_global_module(module.into());
         let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
         let meta: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::host::{Effect, Host, OnFailure, PerNode};
 use crate::inventory::Node;
+use crate::secret::CommandLine;
 use crate::transport::Output;
 
 /// Whether a non-zero exit is an error.
@@ -16,11 +17,12 @@ pub enum Check {
     Nothing,
 }
 
-/// Run `line` on every node in parallel and return each node's outcome, in node order.
+/// Run `line` on every node in parallel and return each node's outcome, in node order (the
+/// fan-out, like everything but the node, sees the line as shown: secrets redacted).
 pub async fn run(
     host: &Host,
     nodes: &[Node],
-    line: &str,
+    line: &CommandLine,
     effect: Effect,
     check: Check,
     timeout: Option<Duration>,
@@ -29,7 +31,7 @@ pub async fn run(
         Check::ExitZero => OnFailure::Stop,
         Check::Nothing => OnFailure::Continue,
     };
-    host.fan_out(line, nodes, on_failure, |node| async move {
+    host.fan_out(line.shown(), nodes, on_failure, |node| async move {
         match check {
             Check::ExitZero => host.exec_ok(&node, line, effect, timeout).await,
             Check::Nothing => host.exec(&node, line, effect, timeout).await,

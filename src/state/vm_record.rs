@@ -177,8 +177,9 @@ pub fn refuse_unimported_legacy(legacy: &Path) -> Result<()> {
         .join("; ");
     Err(Error::Refused(format!(
         "{} holds VMs stopped by update-ovs.py and not started again ({listing}); import it \
-         into ovsup's VM record first: `ovsup eval 'import_legacy_vm_record()'` (it is then \
-         renamed to {}.imported), then start them with start_vms()",
+         into ovsup's VM record first: `ovsup import-legacy` (import_legacy_vm_record() in a \
+         runbook; the file is then renamed to {}.imported), then start them with \
+         `ovsup start-vm`",
         legacy.display(),
         legacy.display()
     )))

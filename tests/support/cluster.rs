@@ -104,7 +104,7 @@ impl Cluster {
         ran.json_result()["value"].clone()
     }
 
-    /// Every journal line of every run on this cluster so far, oldest run first.
+    /// Every command line of the journals of every run on this cluster so far, oldest run first.
     pub fn journal(&self) -> Vec<serde_json::Value> {
         super::ovsup::journal_lines(&self.state_dir())
     }

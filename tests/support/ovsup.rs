@@ -282,7 +282,8 @@ impl Ran {
 }
 
 /// Every command of every run in a state directory, oldest run first: the journal's command
-/// lines, without the run lock's sessions (`lock /var/lib/ovsup/run.lock`, bookkeeping).
+/// lines — not the first and last lines of a run (which have a `type`), nor the run lock's
+/// sessions (`lock /var/lib/ovsup/run.lock`, bookkeeping).
 pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(state_dir.join("runs")) {
         Ok(entries) => entries.map(|e| e.expect("journal entry").path()).collect(),
@@ -298,6 +299,7 @@ pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
                 .map(|l| {
                     serde_json::from_str::<serde_json::Value>(l).expect("journal line is JSON")
                 })
+                .filter(|l| l.get("type").is_none())
                 .collect::<Vec<_>>()
         })
         .filter(|l| {
