@@ -216,7 +216,7 @@ impl Environment {
     /// The state directory, created (0700) if missing, and claimed for this environment (a
     /// state directory of another environment is refused).
     pub fn ensure_state_dir(&self) -> Result<&Path> {
-        crate::state::ensure_dir(&self.state_dir)?;
+        crate::state::ensure_private_dir(&self.state_dir)?;
         crate::state::environment::claim(
             &self.state_dir,
             &self.inventory.name,

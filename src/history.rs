@@ -119,6 +119,7 @@ impl Run {
                 Line::Begin(b) if run.begin.is_none() => run.begin = Some(*b),
                 Line::End(e) => run.end = Some(e),
                 Line::Command(c) => run.commands.push(c),
+                Line::Lock(_) => {}
                 Line::Begin(_) | Line::Unknown => run.unreadable += 1,
             }
         }

@@ -556,18 +556,39 @@ impl Host {
             .map_err(Clone::clone)
     }
 
-    /// Ask `node` for the environment's run lock (journaled like a command).
+    /// Ask `node` for the environment's run lock; the answer is noted in the journal (as
+    /// bookkeeping, not a command).
     pub async fn hold_lock(
         &self,
         node: &Node,
         holder: &str,
     ) -> Result<crate::transport::node_lock::LockAnswer> {
-        let label = format!("lock {}", crate::transport::node_lock::LOCK_PATH);
-        self.guarded(node, &label, async {
-            let answer = self.transport.hold_lock(node, holder).await?;
-            Ok((Some(0), 0, answer))
-        })
-        .await
+        use crate::transport::node_lock::LockAnswer;
+        self.check_cancelled()?;
+        let start = now_rfc3339();
+        let began = Instant::now();
+        let answer = self.transport.hold_lock(node, holder).await;
+        if let Some(j) = &self.journal {
+            let outcome = match &answer {
+                Ok(LockAnswer::Held { previous: None }) => "held".to_string(),
+                Ok(LockAnswer::Held { previous: Some(_) }) => "taken over".to_string(),
+                Ok(LockAnswer::Busy { .. }) => "busy".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let note = crate::state::journal::LockNote {
+                node: node.name.clone(),
+                start,
+                ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+                outcome,
+            };
+            if let Err(e) = j.lock(&note) {
+                self.report(Event::Log {
+                    level: crate::report::Level::Warn,
+                    message: format!("journal: {e}"),
+                });
+            }
+        }
+        answer
     }
 
     /// Let go of the run locks held on the nodes.

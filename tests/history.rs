@@ -217,6 +217,7 @@ const OLD_LINE: &str = r#"{"node":"node-01","command":"apt-get update","start":"
 fn older_journals_and_killed_runs_are_listed_for_what_they_are() {
     let c = Cluster::new(Backend::Sim, 2);
     let runs = c.state_dir().join("runs");
+    ovsup::state::ensure_dir(&c.state_dir()).expect("state dir");
     std::fs::create_dir_all(&runs).expect("runs dir");
     std::fs::write(
         runs.join("2024-03-01T100000.000Z-update.jsonl"),

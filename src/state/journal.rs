@@ -188,12 +188,26 @@ pub struct End {
     pub error: Option<serde_json::Value>,
 }
 
-/// The first or last line, tagged with its `type`.
+/// A run lock asked of a node (not a command: bookkeeping, kept for the audit).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockNote {
+    /// The node.
+    pub node: String,
+    /// When it was asked (RFC 3339, UTC).
+    pub start: String,
+    /// How long the answer took, in milliseconds.
+    pub ms: u64,
+    /// `held`, `taken over`, `busy`, or why it could not be asked.
+    pub outcome: String,
+}
+
+/// The first or last line, or a note, tagged with its `type`.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum MarkRef<'a> {
     Begin(&'a Begin),
     End(&'a End),
+    Lock(&'a LockNote),
 }
 
 #[derive(Deserialize)]
@@ -201,6 +215,7 @@ enum MarkRef<'a> {
 enum Mark {
     Begin(Box<Begin>),
     End(End),
+    Lock(LockNote),
 }
 
 /// One line of a journal, as read back.
@@ -212,6 +227,8 @@ pub enum Line {
     Command(Command),
     /// The last line.
     End(End),
+    /// A run lock asked of a node.
+    Lock(LockNote),
     /// A line this version does not understand (a later format, a torn write).
     Unknown,
 }
@@ -226,6 +243,7 @@ impl Line {
             return match serde_json::from_value::<Mark>(value) {
                 Ok(Mark::Begin(b)) => Line::Begin(b),
                 Ok(Mark::End(e)) => Line::End(e),
+                Ok(Mark::Lock(l)) => Line::Lock(l),
                 Err(_) => Line::Unknown,
             };
         }
@@ -290,6 +308,11 @@ impl Journal {
     /// Append one command entry (one `write`).
     pub fn record(&self, entry: &Entry<'_>) -> Result<()> {
         self.append(entry)
+    }
+
+    /// Note a run lock asked of a node.
+    pub fn lock(&self, note: &LockNote) -> Result<()> {
+        self.append(&MarkRef::Lock(note))
     }
 
     /// Write the first line: who runs what.

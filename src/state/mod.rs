@@ -37,16 +37,21 @@ pub fn default_dir(name: &str) -> Result<PathBuf> {
     Ok(base_dir()?.join(name))
 }
 
-/// Create `dir` (and parents) if missing, private to the user; refuse one that others can
-/// enter: it holds the VM record and the run lock, and an operator may pass any
-/// `--state-dir`.
+/// Create `dir` (and parents) if missing, private to the user (0700).
 pub fn ensure_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| Error::io(dir, e))?;
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// [`ensure_dir`] for a state directory, and refuse one that others can enter: it holds the
+/// VM record and the run lock, and an operator may pass any `--state-dir`.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    ensure_dir(dir)?;
     let mode = std::fs::metadata(dir)
         .map_err(|e| Error::io(dir, e))?
         .permissions()

@@ -282,8 +282,7 @@ impl Ran {
 }
 
 /// Every command of every run in a state directory, oldest run first: the journal's command
-/// lines — not the first and last lines of a run (which have a `type`), nor the run lock's
-/// sessions (`lock /var/lib/ovsup/run.lock`, bookkeeping).
+/// lines — not the lines with a `type` (a run's first and last lines, the run lock's notes).
 pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(state_dir.join("runs")) {
         Ok(entries) => entries.map(|e| e.expect("journal entry").path()).collect(),
@@ -301,11 +300,6 @@ pub fn journal_lines(state_dir: &Path) -> Vec<serde_json::Value> {
                 })
                 .filter(|l| l.get("type").is_none())
                 .collect::<Vec<_>>()
-        })
-        .filter(|l| {
-            l["command"]
-                .as_str()
-                .is_some_and(|c| !c.starts_with("lock /var/lib/ovsup/"))
         })
         .collect()
 }
