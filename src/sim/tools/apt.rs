@@ -134,10 +134,49 @@ fn update(ctx: &mut Ctx<'_>) -> SimOutput {
     SimOutput::ok(out)
 }
 
+/// One package an install changes: from `old` (none: newly installed) to `new`.
+struct Change {
+    name: String,
+    old: Option<String>,
+    new: String,
+}
+
+/// `apt-get install`: lock, resolve the names, plan, confirm, fetch, unpack and configure.
+/// Each phase appends to `out`; one that ends the command returns `None`.
 fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
-    let apt = ctx.state.apt_variant;
     let mut out = SimOutput::default();
-    if opts.force_yes && apt == AptVariant::V1_2 {
+    let _ = install_phases(ctx, opts, args, &mut out);
+    out
+}
+
+fn install_phases(
+    ctx: &mut Ctx<'_>,
+    opts: &GetOpts,
+    args: &[&str],
+    out: &mut SimOutput,
+) -> Option<()> {
+    check_install_lock(ctx, opts, out)?;
+    out.stdout.push_str(HEADER);
+    let targets = resolve_targets(ctx, args, out)?;
+    let changes = plan_changes(ctx, &targets, out);
+    print_summary(ctx, &targets, &changes, out);
+    if changes.is_empty() {
+        return None;
+    }
+    confirm(ctx, opts, &changes, out)?;
+    fetch_debs(ctx, &changes, out)?;
+    if opts.download_only {
+        out.stdout
+            .push_str("Download complete and in download only mode\n");
+        return None;
+    }
+    unpack_and_configure(ctx, &changes, out);
+    Some(())
+}
+
+/// The `--force-yes` warning of apt 1.2, and the lock another process may hold.
+fn check_install_lock(ctx: &Ctx<'_>, opts: &GetOpts, out: &mut SimOutput) -> Option<()> {
+    if opts.force_yes && ctx.state.apt_variant == AptVariant::V1_2 {
         out.stderr.push_str(FORCE_YES_DEPRECATED);
     }
     if ctx.state.faults.apt_lock {
@@ -147,11 +186,19 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
             DPKG_LOCK
         });
         out.code = 100;
-        return out;
+        return None;
     }
-    out.stdout.push_str(HEADER);
-    // Resolve names and globs against what the lists know.
+    Some(())
+}
+
+/// Resolves names and globs against what the lists know.
+fn resolve_targets(ctx: &Ctx<'_>, args: &[&str], out: &mut SimOutput) -> Option<BTreeSet<String>> {
     let mut targets: BTreeSet<String> = BTreeSet::new();
+    let unknown = |out: &mut SimOutput, arg: &str| {
+        out.stderr
+            .push_str(&format!("E: Unable to locate package {arg}\n"));
+        out.code = 100;
+    };
     for &arg in args {
         if is_glob(arg) {
             let hits: Vec<String> = ctx
@@ -162,12 +209,10 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
                 .map(|(n, _)| n.clone())
                 .collect();
             if hits.is_empty() {
-                out.stderr
-                    .push_str(&format!("E: Unable to locate package {arg}\n"));
-                out.code = 100;
-                return out;
+                unknown(out, arg);
+                return None;
             }
-            let kind = match apt {
+            let kind = match ctx.state.apt_variant {
                 AptVariant::V1_0 => "regex",
                 AptVariant::V1_2 => "glob",
             };
@@ -183,15 +228,17 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         {
             targets.insert(arg.to_owned());
         } else {
-            out.stderr
-                .push_str(&format!("E: Unable to locate package {arg}\n"));
-            out.code = 100;
-            return out;
+            unknown(out, arg);
+            return None;
         }
     }
-    // (name, old, new) of what changes.
-    let mut changes: Vec<(String, Option<String>, String)> = Vec::new();
-    for name in &targets {
+    Some(targets)
+}
+
+/// What changes: every target whose candidate is not the installed version.
+fn plan_changes(ctx: &Ctx<'_>, targets: &BTreeSet<String>, out: &mut SimOutput) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for name in targets {
         let Some(p) = ctx.state.packages.get(name) else {
             continue;
         };
@@ -199,18 +246,30 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
             continue;
         };
         if p.installed.as_deref() == Some(cand.as_str()) {
-            match apt {
-                AptVariant::V1_0 => {
-                    let _ = writeln!(out.stdout, "{name} is already the newest version.");
-                }
+            let _ = match ctx.state.apt_variant {
+                AptVariant::V1_0 => writeln!(out.stdout, "{name} is already the newest version."),
                 AptVariant::V1_2 => {
-                    let _ = writeln!(out.stdout, "{name} is already the newest version ({cand}).");
+                    writeln!(out.stdout, "{name} is already the newest version ({cand}).")
                 }
-            }
+            };
         } else {
-            changes.push((name.clone(), p.installed.clone(), cand));
+            changes.push(Change {
+                name: name.clone(),
+                old: p.installed.clone(),
+                new: cand,
+            });
         }
     }
+    changes
+}
+
+/// The NEW / upgraded lists and the `N upgraded, …` line.
+fn print_summary(
+    ctx: &Ctx<'_>,
+    targets: &BTreeSet<String>,
+    changes: &[Change],
+    out: &mut SimOutput,
+) {
     let not_upgraded = ctx
         .state
         .packages
@@ -221,13 +280,13 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         .count();
     let upgraded: Vec<&str> = changes
         .iter()
-        .filter(|c| c.1.is_some())
-        .map(|c| c.0.as_str())
+        .filter(|c| c.old.is_some())
+        .map(|c| c.name.as_str())
         .collect();
     let new: Vec<&str> = changes
         .iter()
-        .filter(|c| c.1.is_none())
-        .map(|c| c.0.as_str())
+        .filter(|c| c.old.is_none())
+        .map(|c| c.name.as_str())
         .collect();
     if !new.is_empty() {
         let _ = writeln!(
@@ -249,17 +308,19 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         upgraded.len(),
         new.len()
     );
-    if changes.is_empty() {
-        return out;
-    }
+}
+
+/// Without `-y` apt asks (and there is no terminal); apt 1.0 also wants `--force-yes` for
+/// the unauthenticated repository.
+fn confirm(ctx: &Ctx<'_>, opts: &GetOpts, changes: &[Change], out: &mut SimOutput) -> Option<()> {
     if !opts.yes {
         out.stdout
             .push_str("Do you want to continue? [Y/n] Abort.\n");
         out.code = 1;
-        return out;
+        return None;
     }
-    if apt == AptVariant::V1_0 && !opts.force_yes {
-        let names: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
+    if ctx.state.apt_variant == AptVariant::V1_0 && !opts.force_yes {
+        let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
         let _ = writeln!(
             out.stdout,
             "WARNING: The following packages cannot be authenticated!\n  {}",
@@ -268,11 +329,16 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         out.stderr
             .push_str("E: There are problems and -y was used without --force-yes\n");
         out.code = 100;
-        return out;
+        return None;
     }
-    // Fetch what the archive cache lacks.
+    Some(())
+}
+
+/// Fetches the `.deb` files the archive cache lacks.
+fn fetch_debs(ctx: &mut Ctx<'_>, changes: &[Change], out: &mut SimOutput) -> Option<()> {
+    let apt = ctx.state.apt_variant;
     let mut fetched = 0usize;
-    for (name, _, ver) in &changes {
+    for Change { name, new: ver, .. } in changes {
         let deb = deb_path(name, ver);
         if ctx.fs.kind(&deb) == Some(Kind::File) {
             continue;
@@ -298,32 +364,32 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         if let Err(e) = written {
             let _ = writeln!(out.stderr, "E: Could not write {deb}: {e}");
             out.code = 100;
-            return out;
+            return None;
         }
     }
     if fetched > 0 {
         let _ = writeln!(out.stdout, "Fetched {},024 kB in 0s (10.2 MB/s)", fetched);
     }
-    if opts.download_only {
-        out.stdout
-            .push_str("Download complete and in download only mode\n");
-        return out;
-    }
+    Some(())
+}
+
+/// dpkg: unpack every change, then configure each; a failing postinst fails the command.
+fn unpack_and_configure(ctx: &mut Ctx<'_>, changes: &[Change], out: &mut SimOutput) {
     out.stdout
         .push_str("(Reading database ... 123456 files and directories currently installed.)\n");
-    let mut failed: Vec<&str> = Vec::new();
-    for (name, old, ver) in &changes {
+    for Change { name, old, new } in changes {
         let _ = writeln!(
             out.stdout,
-            "Preparing to unpack .../{name}_{ver}_amd64.deb ..."
+            "Preparing to unpack .../{name}_{new}_amd64.deb ..."
         );
         let _ = match old {
-            Some(old) => writeln!(out.stdout, "Unpacking {name} ({ver}) over ({old}) ..."),
-            None => writeln!(out.stdout, "Unpacking {name} ({ver}) ..."),
+            Some(old) => writeln!(out.stdout, "Unpacking {name} ({new}) over ({old}) ..."),
+            None => writeln!(out.stdout, "Unpacking {name} ({new}) ..."),
         };
     }
-    for (name, _, ver) in &changes {
-        let _ = writeln!(out.stdout, "Setting up {name} ({ver}) ...");
+    let mut failed: Vec<&str> = Vec::new();
+    for Change { name, new, .. } in changes {
+        let _ = writeln!(out.stdout, "Setting up {name} ({new}) ...");
         if ctx.state.faults.failing_installs.iter().any(|f| f == name) {
             let _ = writeln!(
                 out.stderr,
@@ -331,7 +397,7 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
             );
             failed.push(name);
         } else if let Some(p) = ctx.state.packages.get_mut(name) {
-            p.installed = Some(ver.clone());
+            p.installed = Some(new.clone());
         }
     }
     if !failed.is_empty() {
@@ -344,7 +410,6 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
             .push_str("E: Sub-process /usr/bin/dpkg returned an error code (1)\n");
         out.code = 100;
     }
-    out
 }
 
 /// `apt-cache policy PKG…`.
