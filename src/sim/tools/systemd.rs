@@ -223,28 +223,14 @@ fn control(ctx: &mut Ctx<'_>, verb: &str, units: &[&str]) -> SimOutput {
             out.code = 5;
             continue;
         }
-        let failing = ctx.state.faults.failing_services.contains(&job);
         let running = ctx.state.jobs.get(&job).is_some_and(|j| j.running);
-        let new_pid = match verb {
-            "stop" => None,
-            "start" if running => continue,
-            _ if failing => None,
-            _ => Some(ctx.state.alloc_pid()),
-        };
-        let Some(j) = ctx.state.jobs.get_mut(&job) else {
-            continue;
-        };
-        match new_pid {
-            Some(pid) => {
-                j.running = true;
-                j.pid = pid;
-                j.failed = false;
+        match verb {
+            "stop" => {
+                ctx.state.stop_job(&job);
             }
-            None => {
-                j.running = false;
-                j.pid = 0;
-                j.failed = verb != "stop";
-                if verb != "stop" {
+            "start" if running => {}
+            _ => {
+                if ctx.state.start_job(&job, ctx.now_ms).is_err() {
                     let _ = writeln!(
                         out.stderr,
                         "Job for {unit_name} failed because the control process exited with error code. See \"systemctl status {unit_name}\" and \"journalctl -xe\" for details."
