@@ -349,14 +349,18 @@ pub enum HistoryAction {
 /// `ovsup sim …`.
 #[derive(Debug, Subcommand)]
 pub enum SimAction {
-    /// Throw the simulated cluster away and seed it anew
-    Reset,
+    /// Throw the simulated cluster away and seed it anew: the same layout (sim:N: the built-in one of N nodes), or another one
+    Reset {
+        /// Seed this layout (TOML: nodes with their init, apt, vpools, backends, ASDs; Arakoon clusters and their members)
+        #[arg(long, value_name = "FILE")]
+        layout: Option<PathBuf>,
+    },
     /// Show the simulated nodes (agent, jobs, VMs, newer packages)
     Show {
         /// Only this node
         node: Option<String>,
     },
-    /// Set a fault knob on a node (apt_lock, failing_installs, stuck_vms, failing_services, hang, slow_ms)
+    /// Set a fault knob on a node (apt_lock, apt_lock_secs, failing_installs, failing_sources, pkg_status, stuck_vms, failing_services, down, stalled_elections, election_ms, stamp_hours_ago, free_bytes, download_ms, hang, slow_ms, shutdown_secs, clear)
     Fault {
         /// The node
         node: String,

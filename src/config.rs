@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{Cli, Global};
 use crate::error::{Error, Result};
-use crate::inventory::{Backend, Inventory, Limit};
+use crate::inventory::{Backend, Inventory, Limit, SimSpec};
 use crate::report::human::Verbosity;
+use crate::sim::layout::Layout;
 
 /// How the run talks to the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,9 @@ pub struct Environment {
     pub inventory: Inventory,
     /// The state directory: journal, VM record, steps in progress, run lock.
     pub state_dir: PathBuf,
+    /// For a simulated cluster: what `-i` named, and the layout its nodes have (or get when
+    /// first seeded).
+    pub sim: Option<(SimSpec, Layout)>,
 }
 
 impl Environment {
@@ -96,7 +100,13 @@ impl Config {
         };
         let limit = g.limit.as_deref().map(Limit::parse).transpose()?;
         let env = if needs_env {
-            Some(environment(g, limit.as_ref())?)
+            let resetting = matches!(
+                &cli.command,
+                Some(crate::cli::Command::Sim {
+                    action: crate::cli::SimAction::Reset { .. }
+                })
+            );
+            Some(environment(g, limit.as_ref(), resetting)?)
         } else {
             None
         };
@@ -145,40 +155,89 @@ impl Config {
 }
 
 /// Load the inventory `-i` names (or the simulated cluster's) and find the state directory.
-fn environment(g: &Global, limit: Option<&Limit>) -> Result<Environment> {
+/// `resetting`: the command reseeds the simulated cluster (its stored layout does not bind).
+fn environment(g: &Global, limit: Option<&Limit>, resetting: bool) -> Result<Environment> {
     let Some(path) = &g.inventory else {
         return Err(Error::Usage(
             "no inventory: give -i FILE, or -i sim for the built-in simulated cluster (or set OVSUP_INVENTORY)".into(),
         ));
     };
-    let mut inventory = match path.to_str().and_then(Inventory::simulated_spec) {
-        Some(n) => Inventory::simulated(n?),
-        None => Inventory::load(path)?,
+    let mut env = match path.to_str().and_then(Inventory::simulated_spec) {
+        Some(spec) => simulated(g, spec?, resetting)?,
+        None => {
+            let inventory = Inventory::load(path)?;
+            Environment {
+                state_dir: state_dir_of(g, &inventory)?,
+                inventory,
+                sim: None,
+            }
+        }
     };
     if let Some(secs) = g.apt_lock_wait {
-        for node in &mut inventory.nodes {
+        for node in &mut env.inventory.nodes {
             node.apt_lock_wait = std::time::Duration::from_secs(secs);
         }
     }
-    no_targets(&inventory, limit)?;
+    no_targets(&env.inventory, limit)?;
+    Ok(env)
+}
+
+/// The state directory of an inventory file's environment: `--state-dir`, else its own under
+/// the base directory (an old stem-keyed one holding VMs is refused until moved).
+fn state_dir_of(g: &Global, inventory: &Inventory) -> Result<PathBuf> {
+    if let Some(d) = &g.state_dir {
+        return Ok(d.clone());
+    }
+    let dir = crate::state::default_dir(&inventory.name)?;
+    if let Some(file) = &inventory.path {
+        crate::state::migrate::check(&crate::state::base_dir()?, &inventory.stem(), &dir, file)?;
+    }
+    Ok(dir)
+}
+
+/// A simulated cluster's inventory, state directory and layout: the layout stored with its
+/// nodes when there is one, else the built-in layout of its size. `sim:N` against a stored
+/// layout of another size is an error (unless resetting), not a silent regrowth.
+fn simulated(
+    g: &Global,
+    spec: SimSpec,
+    resetting: bool,
+) -> Result<Environment> {
+    let name = spec.environment();
     let state_dir = match &g.state_dir {
         Some(d) => d.clone(),
-        None => {
-            let dir = crate::state::default_dir(&inventory.name)?;
-            if let Some(file) = &inventory.path {
-                crate::state::migrate::check(
-                    &crate::state::base_dir()?,
-                    &inventory.stem(),
-                    &dir,
-                    file,
-                )?;
+        None => crate::state::default_dir(&name)?,
+    };
+    let sim_dir = state_dir.join("sim");
+    let stored = crate::sim::cluster::stored_layout(&sim_dir).map_err(|e| Error::Simulator {
+        node: String::new(),
+        message: e.to_string(),
+    })?;
+    let layout = match (&spec, stored) {
+        (SimSpec::Nodes(n), Some(l)) if resetting || l.nodes.len() != *n => {
+            if !resetting {
+                return Err(Error::Usage(format!(
+                    "the simulated cluster in {} has {} storage nodes, not {n}: start over with                      `ovsup -i sim:{n} sim reset` (or use -i sim)",
+                    sim_dir.display(),
+                    l.nodes.len()
+                )));
             }
-            dir
+            Layout::default_for(*n)
         }
+        (_, Some(l)) => l,
+        (SimSpec::Named(n), None) => {
+            return Err(Error::Usage(format!(
+                "no captured cluster named {n:?} in {}: capture one with `ovsup -i INVENTORY sim                  capture {n}` (see `ovsup sim list`)",
+                sim_dir.display()
+            )));
+        }
+        (SimSpec::Nodes(n), None) => Layout::default_for(*n),
+        (SimSpec::Default, None) => Layout::default_for(crate::sim::cluster::DEFAULT_NODES),
     };
     Ok(Environment {
-        inventory,
+        inventory: Inventory::simulated(&layout, &name),
         state_dir,
+        sim: Some((spec, layout)),
     })
 }
 

@@ -327,32 +327,29 @@ impl Inventory {
         })
     }
 
-    /// The built-in simulated cluster (`-i sim`, `-i sim:N`): `n` storage nodes `node-01`…
-    /// in group `storage`, plus the four excluded controller instances in group `controller`.
-    pub fn simulated(n: usize) -> Inventory {
-        let node = |name: String, group: &str| Node {
-            name,
-            host: "sim".into(),
-            port: None,
-            user: None,
-            identity_file: None,
-            groups: vec![group.to_string()],
-            host_key_check: HostKeyCheck::Strict,
-            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
-            command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT),
-            apt_lock_wait: Duration::from_secs(DEFAULT_APT_LOCK_WAIT),
-        };
-        let mut nodes: Vec<Node> = (0..n)
-            .map(|i| node(crate::sim::cluster::storage_name(i), "storage"))
-            .chain(
-                crate::sim::cluster::CONTROLLERS
-                    .iter()
-                    .map(|c| node(c.to_string(), "controller")),
-            )
+    /// A simulated cluster's inventory: the storage nodes and controllers of `layout` (the
+    /// controllers are excluded, as `update-ovs.py` never targeted them), for the environment
+    /// `name`.
+    pub fn simulated(layout: &crate::sim::layout::Layout, name: &str) -> Inventory {
+        let mut nodes: Vec<Node> = layout
+            .inventory()
+            .into_iter()
+            .map(|(name, groups)| Node {
+                name,
+                host: "sim".into(),
+                port: None,
+                user: None,
+                identity_file: None,
+                groups,
+                host_key_check: HostKeyCheck::Strict,
+                connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT),
+                command_timeout: Duration::from_secs(DEFAULT_COMMAND_TIMEOUT),
+                apt_lock_wait: Duration::from_secs(DEFAULT_APT_LOCK_WAIT),
+            })
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Inventory {
-            name: "sim".into(),
+            name: name.to_string(),
             path: None,
             ssh_config: None,
             exclude: LEGACY_EXCLUDES.iter().map(|s| s.to_string()).collect(),
@@ -361,17 +358,27 @@ impl Inventory {
         }
     }
 
-    /// The storage-node count of `-i sim` / `-i sim:N`, or `None` when `spec` is a file path.
-    pub fn simulated_spec(spec: &str) -> Option<Result<usize>> {
+    /// What `-i` names when it names a simulated cluster (`sim`, `sim:N`, `sim:NAME`), or
+    /// `None` when `spec` is an inventory file.
+    pub fn simulated_spec(spec: &str) -> Option<Result<SimSpec>> {
         if spec == "sim" {
-            return Some(Ok(crate::sim::cluster::DEFAULT_NODES));
+            return Some(Ok(SimSpec::Default));
         }
-        let n = spec.strip_prefix("sim:")?;
+        let rest = spec.strip_prefix("sim:")?;
         let max = crate::sim::cluster::MAX_NODES;
-        Some(match n.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
+        if let Ok(n) = rest.parse::<usize>() {
+            return Some(if (1..=max).contains(&n) {
+                Ok(SimSpec::Nodes(n))
+            } else {
+                Err(Error::Usage(format!(
+                    "-i {spec}: expected sim:N with N from 1 to {max} storage nodes"
+                )))
+            });
+        }
+        Some(match check_name(rest) {
+            Ok(()) if rest.len() <= 64 => Ok(SimSpec::Named(rest.to_string())),
             _ => Err(Error::Usage(format!(
-                "-i {spec}: expected sim:N with N from 1 to {max} storage nodes"
+                "-i {spec}: expected sim, sim:N (a number of nodes) or sim:NAME (a captured cluster: letters, digits, '.', '_', '-')"
             ))),
         })
     }
@@ -390,6 +397,27 @@ impl Inventory {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "inventory".into()),
             None => "sim".into(),
+        }
+    }
+}
+
+/// A simulated cluster `-i` may name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimSpec {
+    /// `-i sim`: the built-in cluster, as last reset (3 nodes by default).
+    Default,
+    /// `-i sim:N`: the built-in cluster of N storage nodes.
+    Nodes(usize),
+    /// `-i sim:NAME`: a cluster captured from a real environment (`ovsup sim capture NAME`).
+    Named(String),
+}
+
+impl SimSpec {
+    /// The environment's name: `sim` for the built-in cluster, `sim-NAME` for a capture.
+    pub fn environment(&self) -> String {
+        match self {
+            SimSpec::Default | SimSpec::Nodes(_) => "sim".into(),
+            SimSpec::Named(name) => format!("sim-{name}"),
         }
     }
 }

@@ -76,8 +76,10 @@ fn transport(env: &Environment) -> Result<Transport> {
         Backend::Ssh => Transport::Ssh(SshTransport::new(env.inventory.ssh_config.clone())?),
         Backend::Sim => {
             let dir = env.sim_dir();
-            let storage = env.inventory.nodes.len() - crate::sim::cluster::CONTROLLERS.len();
-            crate::sim::cluster::ensure(&dir, storage).map_err(|e| Error::Simulator {
+            let layout = env.sim.as_ref().map(|(_, l)| l).ok_or_else(|| {
+                Error::Internal("a simulated environment without a layout".into())
+            })?;
+            crate::sim::cluster::ensure(&dir, layout).map_err(|e| Error::Simulator {
                 node: String::new(),
                 message: e.to_string(),
             })?;

@@ -44,7 +44,7 @@ fn bed() -> Bed {
         .expect("runtime");
     let events = Arc::new(Events::default());
     let host = Arc::new(Host::new(HostParts {
-        inventory: Inventory::simulated(3),
+        inventory: Inventory::simulated(&ovsup::sim::layout::Layout::default_for(3), "sim"),
         limit: None,
         state_dir: dir.path().to_path_buf(),
         dry_run: false,

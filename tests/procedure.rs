@@ -263,9 +263,11 @@ fn end_state(c: &Cluster) -> EndState {
     }
 }
 
-/// A node's state with what a no-op run may change anyway left out: the command history.
+/// A node's state with what a no-op run may change anyway left out: the command history,
+/// and the update stamp every clean `apt-get update` touches.
 fn comparable(mut s: NodeState) -> NodeState {
     s.history.clear();
+    s.apt_updated_ms = None;
     s
 }
 

@@ -84,6 +84,8 @@ fn snapshot(c: &Cluster) -> Snapshot {
         .map(|name| {
             let mut s = c.state(&name);
             s.history.clear();
+            // Every clean `apt-get update` touches the update stamp, as apt does.
+            s.apt_updated_ms = None;
             for d in s.domains.values_mut() {
                 d.shutdown_started_ms = None;
             }

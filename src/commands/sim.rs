@@ -5,6 +5,7 @@
 use crate::cli::SimAction;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::inventory::SimSpec;
 use crate::outcome::Outcome;
 use crate::sim::SimNode;
 use crate::sim::cluster;
@@ -19,22 +20,34 @@ pub fn run(config: &Config, action: &SimAction) -> Result<Outcome> {
     }
     env.ensure_state_dir()?;
     let dir = env.sim_dir();
-    let storage = env.inventory.nodes.len() - cluster::CONTROLLERS.len();
+    let (spec, layout) = env
+        .sim
+        .as_ref()
+        .ok_or_else(|| Error::Internal("a simulated environment without a layout".into()))?;
     let sim_err = |e: crate::sim::error::SimError| Error::Simulator {
         node: String::new(),
         message: e.to_string(),
     };
     match action {
-        SimAction::Reset => {
-            cluster::reset(&dir, storage).map_err(sim_err)?;
+        SimAction::Reset { layout: file } => {
+            let seeded = match (file, spec) {
+                (Some(file), _) => cluster::reset_from_file(&dir, file).map_err(layout_error)?,
+                (None, SimSpec::Nodes(_)) => {
+                    cluster::reset(&dir, layout).map_err(sim_err)?;
+                    layout.clone()
+                }
+                (None, _) => cluster::reseed(&dir, layout.nodes.len()).map_err(sim_err)?,
+            };
             Ok(Outcome::Message(format!(
-                "simulated cluster reset: {storage} storage nodes and {} controllers in {}",
-                cluster::CONTROLLERS.len(),
+                "simulated cluster reset: {} storage nodes ({}) and {} controllers in {}",
+                seeded.nodes.len(),
+                seeded.storage_names().join(", "),
+                seeded.controllers.len(),
                 dir.display()
             )))
         }
         SimAction::Show { node } => {
-            cluster::ensure(&dir, storage).map_err(sim_err)?;
+            cluster::ensure(&dir, layout).map_err(sim_err)?;
             let mut states = Vec::new();
             for n in &env.inventory.nodes {
                 if node.as_ref().is_some_and(|want| want != &n.name) {
@@ -52,7 +65,7 @@ pub fn run(config: &Config, action: &SimAction) -> Result<Outcome> {
             Ok(Outcome::SimNodes(states))
         }
         SimAction::Fault { node, key, value } => {
-            cluster::ensure(&dir, storage).map_err(sim_err)?;
+            cluster::ensure(&dir, layout).map_err(sim_err)?;
             if env.inventory.node(node).is_none() {
                 return Err(Error::Usage(format!("no simulated node named {node:?}")));
             }
@@ -62,5 +75,19 @@ pub fn run(config: &Config, action: &SimAction) -> Result<Outcome> {
                 .map_err(|e| Error::Usage(e.to_string()))?;
             Ok(Outcome::Message(format!("{node}: {key} = {value}")))
         }
+    }
+}
+
+/// A layout file's error, at its file, line and column (exit 2), like an inventory's.
+fn layout_error(e: crate::sim::error::SimError) -> Error {
+    match e {
+        crate::sim::error::SimError::Layout(l) => Error::Inventory {
+            location: l.location,
+            message: l.message,
+        },
+        other => Error::Simulator {
+            node: String::new(),
+            message: other.to_string(),
+        },
     }
 }

@@ -162,6 +162,17 @@ pub mod control_api {
         Ok(host(&ctx)?.dry_run)
     }
 
+    /// The items of an array as text, joined by `separator` (`join(["a", "b"], ", ")` is
+    /// `"a, b"`).
+    #[rhai_fn(global)]
+    pub fn join(items: rhai::Array, separator: &str) -> String {
+        items
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(separator)
+    }
+
     /// The text of a caught error.
     #[rhai_fn(global, name = "to_string", pure)]
     pub fn error_to_string(e: &mut ScriptError) -> String {

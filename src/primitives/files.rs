@@ -1,7 +1,7 @@
 //! Files on nodes: read one, write one atomically, copy one from a node to others through the
 //! host (storage nodes need not trust each other over SSH).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::host::{Host, OnFailure, PerNode};
 use crate::inventory::Node;
 
@@ -31,14 +31,14 @@ pub async fn copy(
         .await)
 }
 
-/// The bytes of `path` on `node`, or `None` when it has no such file (read-only: runs in a
-/// dry run too). Any other failure to read it is an error.
+/// The bytes of `path` on `node`, or `None` when it has no such file (`test -f`, then a read;
+/// read-only: runs in a dry run too). Any other failure to read it is an error.
 pub async fn read_optional(host: &Host, node: &Node, path: &str) -> Result<Option<Vec<u8>>> {
-    match host.read_file(node, path).await {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(Error::Remote { stderr, .. }) if stderr.contains("No such file or directory") => {
-            Ok(None)
-        }
-        Err(e) => Err(e),
+    let line = crate::quote::join(&["test", "-f", path])?;
+    let out = host.exec(node, &line, crate::host::Effect::Read, None).await?;
+    match out.code {
+        0 => host.read_file(node, path).await.map(Some),
+        1 => Ok(None),
+        _ => Err(crate::host::failed(&node.name, &line, &out)),
     }
 }

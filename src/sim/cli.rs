@@ -1,8 +1,12 @@
 //! The `ovs-sim` program: a multi-call binary that impersonates a node's tools (invoked as
-//! `apt-get`, `virsh`, `initctl`… through symlinks, acting on the node whose state file is
-//! `$OVS_SIM_STATE` over the real filesystem), and a small CLI to seed, inspect and break a
-//! simulated node. Tools exit with their own codes; `ovs-sim`'s own errors exit 2 (usage)
-//! or 1 (state file problem).
+//! `apt-get`, `virsh`, `initctl`, `arakoon`, `dpkg`, `df`… through symlinks, acting on the
+//! node whose state file is `$OVS_SIM_STATE` over the real filesystem), and a small CLI to
+//! seed, inspect and break a simulated node. Tools exit with their own codes; `ovs-sim`'s own
+//! errors exit 2 (usage) or 1 (state file problem).
+//!
+//! A node's peers (the other members of its Arakoon clusters) are the state files beside its
+//! own: the test bed seeds every node with `ovs-sim --state DIR/NODE.json seed --node NODE
+//! --layout DIR/layout.json`, DIR being one directory every node sees at the same path.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -10,10 +14,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use super::cluster;
 use super::error::SimError;
 use super::fs::RealFs;
+use super::layout::{self, Layout};
 use super::seed;
-use super::state::{AptVariant, Init, NodeState};
+use super::state::{AptVariant, Init, NodeState, PkgStatus, now_ms};
 use super::store::Store;
 use super::{SimNode, SimOutput};
 
@@ -21,10 +27,14 @@ use super::{SimNode, SimOutput};
 pub const DEFAULT_STATE: &str = "/var/lib/ovs-sim/state.json";
 
 /// Tool names the binary answers to when invoked through a link of that name.
-pub const TOOLS: [&str; 15] = [
+pub const TOOLS: [&str; 19] = [
     "apt-get",
     "apt-cache",
     "dpkg-query",
+    "dpkg",
+    "arakoon",
+    "df",
+    "stat",
     "initctl",
     "start",
     "stop",
@@ -40,18 +50,24 @@ pub const TOOLS: [&str; 15] = [
 ];
 
 /// Links every node gets, whatever its init system.
-const COMMON_LINKS: [&str; 8] = [
+pub const COMMON_LINKS: [&str; 12] = [
     "apt-get",
     "apt-cache",
     "dpkg-query",
+    "dpkg",
+    "arakoon",
+    "df",
+    "stat",
     "virsh",
     "fuser",
     "ays",
     "ip",
     "python",
 ];
-const UPSTART_LINKS: [&str; 5] = ["initctl", "start", "stop", "status", "restart"];
-const SYSTEMD_LINKS: [&str; 1] = ["systemctl"];
+/// Links of upstart nodes.
+pub const UPSTART_LINKS: [&str; 5] = ["initctl", "start", "stop", "status", "restart"];
+/// Links of systemd nodes.
+pub const SYSTEMD_LINKS: [&str; 1] = ["systemctl"];
 
 /// An error of `ovs-sim` itself (not of the impersonated tool).
 #[derive(Debug, thiserror::Error)]
@@ -128,21 +144,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a fresh node state and its files.
+    /// Write a fresh node state and its files: node NODE of the layout FILE, or (without
+    /// --layout) a storage node alone in a one-node legacy layout, or a controller.
     Seed {
         /// Node name.
         #[arg(long)]
         node: String,
-        /// Index of the storage node (addresses, pids, VM names).
-        #[arg(long, default_value_t = 0)]
-        index: usize,
-        /// Init system.
-        #[arg(long, value_enum, default_value = "upstart")]
-        init: InitArg,
-        /// apt generation.
-        #[arg(long, value_enum, default_value = "1.0")]
-        apt: AptArg,
-        /// Seed an ovc_* controller instance instead of a storage node.
+        /// The environment's layout (TOML, or the stored `layout.json`).
+        #[arg(long, conflicts_with_all = ["index", "init", "apt", "controller"])]
+        layout: Option<PathBuf>,
+        /// Index of the storage node (addresses, pids, VM names), without --layout.
+        #[arg(long)]
+        index: Option<usize>,
+        /// Init system, without --layout.
+        #[arg(long, value_enum)]
+        init: Option<InitArg>,
+        /// apt generation, without --layout.
+        #[arg(long, value_enum)]
+        apt: Option<AptArg>,
+        /// Seed an ovc_* controller instance instead of a storage node, without --layout.
         #[arg(long)]
         controller: bool,
         /// Directory the node's files are written under.
@@ -159,8 +179,8 @@ enum Command {
     },
     /// Print the node's state as JSON.
     Show,
-    /// Set a fault knob: apt_lock BOOL, slow_ms MS, or failing_installs / stuck_vms /
-    /// failing_services / hang with a comma-separated list ("" for none).
+    /// Set a fault knob (see `set_fault`): e.g. `down ovs-arakoon-ovsdb`, `apt_lock_secs 30`,
+    /// `stamp_hours_ago 48`; lists are comma-separated ("" for none).
     Fault {
         /// The knob.
         key: String,
@@ -235,16 +255,17 @@ fn run(args: Vec<OsString>) -> Result<i32, CliError> {
     match cli.command {
         Command::Seed {
             node,
+            layout,
             index,
             init,
             apt,
             controller,
             root,
         } => {
-            let mut state = if controller {
-                seed::controller_node(&node)
-            } else {
-                seed::storage_node(&node, index, init.into(), apt.into())
+            let mut state = match layout {
+                Some(file) => seed_from_layout(&file, &node)?,
+                None if controller => seed::controller_node(&node),
+                None => seed_alone(&node, index, init, apt)?,
             };
             seed::materialize(&state, &RealFs::new(&root)).map_err(|source| CliError::Io {
                 what: format!("writing the node's files under {}", root.display()),
@@ -270,10 +291,7 @@ fn run(args: Vec<OsString>) -> Result<i32, CliError> {
             Ok(emit(&SimOutput::ok(format!("{json}\n"))))
         }
         Command::Fault { key, value } => {
-            let store = Store::new(&cli.state);
-            let mut state = store.read()?;
-            set_fault(&mut state, &key, &value)?;
-            store.update(|s| s.faults = state.faults)?;
+            Store::new(&cli.state).update(|s| set_fault(s, &key, &value))??;
             Ok(0)
         }
         Command::Exec { root, argv } => {
@@ -281,6 +299,42 @@ fn run(args: Vec<OsString>) -> Result<i32, CliError> {
             Ok(emit(&node.try_run_argv(&argv, None)?))
         }
     }
+}
+
+/// Node `name` of the layout in `file`.
+fn seed_from_layout(file: &Path, name: &str) -> Result<NodeState, CliError> {
+    let layout = Layout::load(file).map_err(|e| CliError::Usage(e.to_string()))?;
+    cluster::seed_node(&layout, name, now_ms()).ok_or_else(|| {
+        CliError::Usage(format!(
+            "the layout {} has no node called {name:?}",
+            file.display()
+        ))
+    })
+}
+
+/// A storage node alone: the legacy layout of `index + 1` nodes, its node `index` renamed.
+fn seed_alone(
+    name: &str,
+    index: Option<usize>,
+    init: Option<InitArg>,
+    apt: Option<AptArg>,
+) -> Result<NodeState, CliError> {
+    let index = index.unwrap_or(0);
+    let mut layout = Layout::uniform(index + 1);
+    let rename = |n: &mut String| {
+        if *n == layout::storage_name(index) {
+            *n = name.to_owned();
+        }
+    };
+    for c in &mut layout.clusters {
+        c.members.iter_mut().for_each(rename);
+    }
+    let node = &mut layout.nodes[index];
+    rename(&mut node.name);
+    node.init = init.map_or(Init::Upstart, Init::from);
+    node.apt = apt.map_or(AptVariant::V1_0, AptVariant::from);
+    seed::storage_node(&layout, index, now_ms())
+        .ok_or_else(|| CliError::Usage(format!("no storage node {index}")))
 }
 
 fn create_parent(path: &Path) -> Result<(), CliError> {
@@ -324,7 +378,41 @@ fn links(dir: &Path, init: Init) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Sets one fault knob from its textual value.
+/// The fault knobs [`set_fault`] knows, for its error message and help.
+pub const FAULTS: [&str; 17] = [
+    "apt_lock",
+    "apt_lock_secs",
+    "failing_sources",
+    "stamp_hours_ago",
+    "failing_installs",
+    "pkg_status",
+    "download_ms",
+    "free_bytes",
+    "down",
+    "failing_services",
+    "stalled_elections",
+    "election_ms",
+    "stuck_vms",
+    "hang",
+    "slow_ms",
+    "shutdown_secs",
+    "clear",
+];
+
+/// Sets one fault knob from its textual value (`ovs-sim fault`, `ovsup sim fault`):
+/// - `apt_lock BOOL`: the apt/dpkg locks held by `unattended-upgr` until cleared;
+///   `apt_lock_secs SECS`: held for SECS from now (0 releases it);
+/// - `failing_sources BOOL`: `apt-get update` cannot fetch the Open vStorage source;
+/// - `stamp_hours_ago HOURS|never`: the last clean `apt-get update` was HOURS ago (or never);
+/// - `failing_installs LIST`: these packages' postinst fails (left half-configured);
+/// - `pkg_status PKG=STATUS,…`: set dpkg states (`ii iU iF iW iHR rc` or their words);
+/// - `download_ms MS`: every `.deb` fetch takes MS; `free_bytes BYTES|default`: free space;
+/// - `down LIST`: these jobs stop now and fail to start until cleared (`failing_services
+///   LIST`: fail to start, without stopping now);
+/// - `stalled_elections LIST`: these Arakoon clusters never elect a master;
+///   `election_ms MS`: how long an election takes after a member starts (default 500);
+/// - `stuck_vms LIST`, `hang LIST` (tool names), `slow_ms MS`, `shutdown_secs SECS`;
+/// - `clear all`: every fault knob back to its default.
 pub fn set_fault(state: &mut NodeState, key: &str, value: &str) -> Result<(), CliError> {
     let list = || -> Vec<String> {
         value
@@ -334,27 +422,100 @@ pub fn set_fault(state: &mut NodeState, key: &str, value: &str) -> Result<(), Cl
             .map(str::to_owned)
             .collect()
     };
+    let expected = |what: &str| CliError::Usage(format!("{key}: expected {what}, got {value:?}"));
+    let number = || value.parse::<u64>().map_err(|_| expected("a whole number"));
+    let boolean = || value.parse::<bool>().map_err(|_| expected("true or false"));
+    let now = now_ms();
     let f = &mut state.faults;
     match key {
-        "apt_lock" => {
-            f.apt_lock = value.parse().map_err(|_| {
-                CliError::Usage(format!("apt_lock: expected true or false, got {value:?}"))
-            })?
+        "apt_lock" => f.apt_lock = boolean()?,
+        "apt_lock_secs" => {
+            let secs = number()?;
+            f.apt_lock_until_ms = (secs > 0).then(|| now + secs.saturating_mul(1000));
+            if secs > 0 && f.apt_lock_pid.is_none() {
+                f.apt_lock_pid = Some(state.next_pid);
+                state.next_pid += 1;
+            }
         }
-        "slow_ms" => {
-            f.slow_ms = value.parse().map_err(|_| {
-                CliError::Usage(format!("slow_ms: expected milliseconds, got {value:?}"))
-            })?
+        "failing_sources" => f.failing_sources = boolean()?,
+        "stamp_hours_ago" => {
+            state.apt_updated_ms = match value {
+                "never" => None,
+                v => {
+                    let hours: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|h: &f64| h.is_finite() && *h >= 0.0)
+                        .ok_or_else(|| expected("hours (a number) or never"))?;
+                    Some(now.saturating_sub((hours * 3_600_000.0) as u64))
+                }
+            }
         }
         "failing_installs" => f.failing_installs = list(),
-        "stuck_vms" => f.stuck_vms = list(),
+        "pkg_status" => set_pkg_status(state, &list())?,
+        "download_ms" => f.download_ms = number()?,
+        "free_bytes" => {
+            f.free_bytes = match value {
+                "default" => None,
+                _ => Some(number()?),
+            }
+        }
+        "down" => {
+            f.down = list();
+            for job in f.down.clone() {
+                if state.stop_job(&job)
+                    && let Some(j) = state.jobs.get_mut(&job)
+                {
+                    j.failed = true;
+                }
+            }
+        }
         "failing_services" => f.failing_services = list(),
+        "stalled_elections" => f.stalled_elections = list(),
+        "election_ms" => f.election_ms = Some(number()?),
+        "stuck_vms" => f.stuck_vms = list(),
         "hang" => f.hang = list(),
+        "slow_ms" => f.slow_ms = number()?,
+        "shutdown_secs" => {
+            state.shutdown_secs = value
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| expected("seconds"))?
+        }
+        "clear" if value == "all" => *f = Default::default(),
         _ => {
             return Err(CliError::Usage(format!(
-                "unknown fault {key:?} (apt_lock, slow_ms, failing_installs, stuck_vms, failing_services, hang)"
+                "unknown fault {key:?} ({})",
+                FAULTS.join(", ")
             )));
         }
+    }
+    Ok(())
+}
+
+/// `pkg_status alba=iF,arakoon=rc`.
+fn set_pkg_status(state: &mut NodeState, items: &[String]) -> Result<(), CliError> {
+    for item in items {
+        let parsed = item
+            .split_once('=')
+            .and_then(|(p, st)| Some((p.trim(), PkgStatus::parse(st)?)));
+        let Some((pkg, status)) = parsed else {
+            return Err(CliError::Usage(format!(
+                "pkg_status: expected PKG=STATUS with STATUS one of ii, iU, iF, iW, iHR, rc, got {item:?}"
+            )));
+        };
+        let Some(p) = state
+            .packages
+            .get_mut(pkg)
+            .filter(|p| p.installed.is_some())
+        else {
+            return Err(CliError::Usage(format!(
+                "pkg_status: {pkg:?} is not installed on {}",
+                state.name
+            )));
+        };
+        p.status = status;
     }
     Ok(())
 }
@@ -432,5 +593,90 @@ mod tests {
         );
         assert!(links_dir.join("systemctl").symlink_metadata().is_ok());
         assert!(links_dir.join("initctl").symlink_metadata().is_err());
+        for tool in ["arakoon", "dpkg", "df", "stat", "fuser"] {
+            assert!(links_dir.join(tool).symlink_metadata().is_ok(), "{tool}");
+        }
+        for tool in COMMON_LINKS
+            .iter()
+            .chain(&UPSTART_LINKS)
+            .chain(&SYSTEMD_LINKS)
+        {
+            assert!(TOOLS.contains(tool), "{tool} is linked but not answered");
+        }
+    }
+
+    #[test]
+    fn seed_from_a_layout_into_one_shared_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = dir.path().join("nodes");
+        std::fs::create_dir_all(&shared).expect("mkdir");
+        let layout_file = shared.join("layout.json");
+        std::fs::write(&layout_file, Layout::default_for(3).to_json()).expect("layout");
+        for name in ["node-01", "node-02", "node-03", "ovc_master"] {
+            let root = dir.path().join(name);
+            let state = shared.join(format!("{name}.json"));
+            let code = main_with(os(&[
+                "ovs-sim",
+                "--state",
+                state.to_str().expect("utf8"),
+                "seed",
+                "--node",
+                name,
+                "--layout",
+                layout_file.to_str().expect("utf8"),
+                "--root",
+                root.to_str().expect("utf8"),
+            ]));
+            assert_eq!(code, 0, "{name}");
+        }
+        let state = |n: &str| shared.join(format!("{n}.json"));
+        let n1 = SimNode::open_real_at(state("node-01"), dir.path().join("node-01")).expect("open");
+        assert_eq!(
+            n1.run_line("cat /etc/openvstorage_id", None).stdout,
+            format!("{}\n", seed::machine_id("node-01"))
+        );
+        // The peers' state is reached through the shared directory, their files stay theirs.
+        let o = n1.run_line(
+            "arakoon --who-master -config /opt/OpenvStorage/config/arakoon/mybackend-nsm_0/mybackend-nsm_0.cfg",
+            None,
+        );
+        assert_eq!(
+            o.stdout,
+            format!("{}\n", seed::machine_id("node-03")),
+            "{o:?}"
+        );
+        assert!(
+            !n1.state()
+                .expect("state")
+                .jobs
+                .contains_key("ovs-arakoon-mybackend-abm")
+        );
+        // Faults set through the CLI change the state file (a down job stops now).
+        let st = state("node-03");
+        let st = st.to_str().expect("utf8");
+        let fault = |k: &str, v: &str| main_with(os(&["ovs-sim", "--state", st, "fault", k, v]));
+        assert_eq!(fault("down", "ovs-arakoon-mybackend-nsm_0"), 0);
+        let o = n1.run_line(
+            "arakoon --who-master -config /opt/OpenvStorage/config/arakoon/mybackend-nsm_0/mybackend-nsm_0.cfg",
+            None,
+        );
+        assert_eq!(
+            o.stderr,
+            "Fatal error: exception Failure(\"too many nodes down\")\n"
+        );
+        assert_eq!(fault("free_bytes", "12"), 0);
+        assert_eq!(fault("free_bytes", "lots"), 2);
+        assert_eq!(fault("clear", "all"), 0);
+        let bad = main_with(os(&[
+            "ovs-sim",
+            "--state",
+            st,
+            "seed",
+            "--node",
+            "node-09",
+            "--layout",
+            layout_file.to_str().expect("utf8"),
+        ]));
+        assert_eq!(bad, 2);
     }
 }

@@ -28,6 +28,17 @@ pub enum SimError {
         #[source]
         source: serde_json::Error,
     },
+    /// A layout file (TOML, or the stored JSON) cannot be used.
+    #[error(transparent)]
+    Layout(#[from] super::layout::LayoutError),
+    /// A cluster directory cannot be used as asked.
+    #[error("simulated cluster in {dir}: {message}")]
+    Cluster {
+        /// The cluster directory.
+        dir: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// Serializing the state failed (a bug: the state model always serializes).
     #[error("internal error serializing node state, this is a bug: {0}")]
     Serialize(#[source] serde_json::Error),

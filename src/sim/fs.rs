@@ -44,6 +44,12 @@ pub trait Fs {
     fn remove_file(&self, path: &str) -> io::Result<()>;
     /// The names in a directory, sorted.
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>>;
+    /// The modification time in epoch seconds, when the filesystem keeps one (the virtual
+    /// filesystem does not).
+    fn mtime(&self, path: &str) -> Option<u64> {
+        let _ = path;
+        None
+    }
 }
 
 /// Normalizes a node path: absolute, no `.`/`..`/empty components, no trailing slash.
@@ -114,6 +120,17 @@ impl Fs for RealFs {
 
     fn remove_file(&self, path: &str) -> io::Result<()> {
         std::fs::remove_file(self.host_path(path))
+    }
+
+    fn mtime(&self, path: &str) -> Option<u64> {
+        let modified = std::fs::metadata(self.host_path(path))
+            .ok()?
+            .modified()
+            .ok()?;
+        modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
     }
 
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {

@@ -1,14 +1,24 @@
 //! The simulated Open vStorage node. It answers the commands runbook primitives send to a
-//! node (apt, upstart/systemd, virsh, fuser, ays, the post-upgrade hooks…) with the real
-//! tools' output and exit codes, from a persistent per-node state, so that runbooks can be
-//! rehearsed on a simulated cluster and tested end to end. One model serves two uses: the
-//! in-process transport ([`SimNode::open_virtual`], with a virtual filesystem) and the
-//! multi-call `ovs-sim` binary on SSH test nodes ([`SimNode::open_real`]).
+//! node (apt, dpkg, upstart/systemd, virsh, fuser, arakoon, ays, the post-upgrade hooks…)
+//! with the real tools' output and exit codes (`/work/shared/design/node-commands.md` is the
+//! contract), from a persistent per-node state, so that runbooks can be rehearsed on a
+//! simulated cluster and tested end to end. One model serves two uses: the in-process
+//! transport ([`SimNode::open_virtual`], with a virtual filesystem) and the multi-call
+//! `ovs-sim` binary on SSH test nodes ([`SimNode::open_real`]).
+//!
+//! Which node runs what comes from a [`layout::Layout`] (Arakoon members, vpools, ALBA jobs,
+//! ASDs per node). A cluster's nodes keep their state files in one directory — the
+//! in-process `<state-dir>/sim/`, or on the test bed a directory shared into every node —
+//! and the tools that span nodes (`arakoon`, `arakoon-restart.py`) reach the others there
+//! ([`peers`]), one node's lock at a time, outside their own node's lock.
 
+pub mod arakoon;
 pub mod cli;
 pub mod cluster;
 pub mod error;
 pub mod fs;
+pub mod layout;
+pub mod peers;
 pub mod seed;
 pub mod shell;
 pub mod state;
@@ -87,7 +97,7 @@ pub struct SimNode {
 }
 
 /// Sleeps `dur`, but never past `deadline`; true when the deadline cut the sleep short.
-fn pause(dur: Duration, deadline: Option<Instant>) -> bool {
+pub(crate) fn pause(dur: Duration, deadline: Option<Instant>) -> bool {
     let now = Instant::now();
     match deadline {
         Some(d) if now + dur >= d => {
@@ -101,7 +111,7 @@ fn pause(dur: Duration, deadline: Option<Instant>) -> bool {
     }
 }
 
-fn deadline_passed(deadline: Option<Instant>) -> bool {
+pub(crate) fn deadline_passed(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
 }
 
@@ -287,8 +297,31 @@ impl SimNode {
                 _ => Ok(SimOutput::not_simulated(&join(argv))),
             },
             "timeout" => self.exec_timeout(argv, deadline, faults),
-            _ => self.exec_locked(argv),
+            "arakoon" => tools::arakoon::run(self, argv),
+            "apt-get" if faults.download_ms > 0 => self.exec_slow_fetch(argv, deadline, faults),
+            _ => match tools::python::hook_call(argv) {
+                Some((cluster, address)) => {
+                    tools::restart_hook::run(self, &cluster, &address, deadline)
+                }
+                None => self.exec_locked(argv),
+            },
         }
+    }
+
+    /// `apt-get` when each `.deb` fetch takes time: counts the fetches under the lock, sleeps
+    /// without it (the node answers other commands meanwhile), then runs the command.
+    fn exec_slow_fetch(
+        &self,
+        argv: &[String],
+        deadline: Option<Instant>,
+        faults: &Faults,
+    ) -> Result<SimOutput, SimError> {
+        let fetches = self.locked(|ctx| tools::apt::pending_fetches(ctx, argv))?;
+        let wait = Duration::from_millis(faults.download_ms.saturating_mul(fetches as u64));
+        if fetches > 0 && pause(wait, deadline) {
+            return Ok(SimOutput::timed_out());
+        }
+        self.exec_locked(argv)
     }
 
     /// `timeout [-k K] SECS CMD…`: runs CMD with a deadline, exit 124 when it passes.
@@ -366,28 +399,27 @@ impl SimNode {
     }
 
     fn exec_locked(&self, argv: &[String]) -> Result<SimOutput, SimError> {
+        self.locked(|ctx| tools::dispatch(ctx, argv))
+    }
+
+    /// Runs `f` on the node's tool context under the node's lock.
+    fn locked<R>(&self, f: impl FnOnce(&mut Ctx<'_>) -> R) -> Result<R, SimError> {
         let now_ms = state::now_ms();
         self.store.update(|s| {
             s.settle_domains(now_ms);
             match &self.real {
-                Some(real) => tools::dispatch(
-                    &mut Ctx {
-                        state: s,
-                        fs: real,
-                        now_ms,
-                    },
-                    argv,
-                ),
+                Some(real) => f(&mut Ctx {
+                    state: s,
+                    fs: real,
+                    now_ms,
+                }),
                 None => {
                     let vfs = VirtualFs::new(std::mem::take(&mut s.files));
-                    let out = tools::dispatch(
-                        &mut Ctx {
-                            state: s,
-                            fs: &vfs,
-                            now_ms,
-                        },
-                        argv,
-                    );
+                    let out = f(&mut Ctx {
+                        state: s,
+                        fs: &vfs,
+                        now_ms,
+                    });
                     s.files = vfs.into_entries();
                     out
                 }

@@ -2,13 +2,21 @@
 //! (`-i sim:N`) or real sshd test-bed nodes whose PATH carries the `ovs-sim` links. A test
 //! written against [`Cluster`] runs unchanged on both, which is how every primitive and
 //! runbook is tested twice by the same code.
+//!
+//! The cluster has a [`Layout`]: [`Cluster::new`] seeds the legacy "everything everywhere"
+//! one ([`Layout::uniform`]) the older tests were written for, [`Cluster::with_layout`] any
+//! other. On the SSH bed every node's state file (`OVS_SIM_STATE`) is `<dir>/nodes/<node>.json`
+//! in one directory shared into every node at the same path, beside the layout
+//! (`layout.json`), so that a node's Arakoon tools see its peers as in-process nodes do; each
+//! node's files stay on its own (overlay) filesystem.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use ovsup::sim::SimNode;
-use ovsup::sim::cluster::{self, CONTROLLERS};
-use ovsup::sim::state::{AptVariant, DomState, Init, NodeState, now_ms};
+use ovsup::sim::cluster;
+use ovsup::sim::layout::Layout;
+use ovsup::sim::state::{DomState, NodeState, now_ms};
 
 use super::ovsup::Ovsup;
 use ovsup_testbed::{Node, TestBed};
@@ -25,28 +33,45 @@ pub enum Backend {
 /// A simulated Open vStorage cluster for one test.
 pub struct Cluster {
     backend: Backend,
-    storage: usize,
-    dir: tempfile::TempDir,
+    layout: Layout,
+    // The bed (its nodes) goes before the directory its nodes share.
     bed: Option<TestBed>,
+    dir: tempfile::TempDir,
 }
 
-/// Where `ovs-sim` keeps a test node's state (inside the node's private /var).
-const NODE_STATE: &str = "/var/lib/ovs-sim/state.json";
-
 impl Cluster {
-    /// `storage` storage nodes plus the controller instances, on `backend`.
+    /// `storage` storage nodes of the legacy layout (every node runs everything) plus the
+    /// controller instances, on `backend`.
     pub fn new(backend: Backend, storage: usize) -> Cluster {
+        Cluster::with_layout(backend, Layout::uniform(storage))
+    }
+
+    /// The nodes of `layout` on `backend`. Storage nodes must be `node-01`… for the
+    /// in-process backend, whose inventory is `-i sim:N`.
+    pub fn with_layout(backend: Backend, layout: Layout) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let bed = match backend {
-            Backend::Sim => None,
-            Backend::Ssh => Some(start_bed(dir.path(), storage)),
+            Backend::Sim => {
+                // The state directory as private as ovsup makes (and requires) it.
+                let state = dir.path().join("state");
+                ovsup::state::ensure_dir(&state).expect("the state directory");
+                let sim = state.join("sim");
+                cluster::ensure(&sim, &layout).expect("seed the simulated cluster");
+                None
+            }
+            Backend::Ssh => Some(start_bed(dir.path(), &layout)),
         };
         Cluster {
             backend,
-            storage,
-            dir,
+            layout,
             bed,
+            dir,
         }
+    }
+
+    /// The cluster's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The backend.
@@ -63,29 +88,27 @@ impl Cluster {
     pub fn ovsup(&self) -> Ovsup {
         let inventory = match &self.bed {
             Some(bed) => bed.inventory_path().to_path_buf(),
-            None => PathBuf::from(format!("sim:{}", self.storage)),
+            None => PathBuf::from(format!("sim:{}", self.layout.nodes.len())),
         };
         Ovsup::with_inventory(&inventory).state_dir(&self.state_dir())
     }
 
     /// The storage node names, in order.
     pub fn storage_names(&self) -> Vec<String> {
-        (0..self.storage).map(cluster::storage_name).collect()
+        self.layout.storage_names()
+    }
+
+    /// The directory of the nodes' state files (and the stored layout).
+    pub fn nodes_dir(&self) -> PathBuf {
+        match self.backend {
+            Backend::Sim => self.state_dir().join("sim"),
+            Backend::Ssh => shared_nodes_dir(self.dir.path()),
+        }
     }
 
     fn node(&self, name: &str) -> SimNode {
-        let path = match &self.bed {
-            Some(bed) => bed.node_named(name).root_path().join(&NODE_STATE[1..]),
-            None => {
-                // The in-process cluster is seeded by the first run; seed it now if needed,
-                // in a state directory as private as ovsup makes (and requires) it.
-                ovsup::state::ensure_dir(&self.state_dir()).expect("the state directory");
-                let dir = self.state_dir().join("sim");
-                cluster::ensure(&dir, self.storage).expect("seed the simulated cluster");
-                cluster::state_file(&dir, name)
-            }
-        };
-        SimNode::open_virtual(path).expect("open the simulated node")
+        SimNode::open_virtual(cluster::state_file(&self.nodes_dir(), name))
+            .expect("open the simulated node")
     }
 
     /// A node's state as the simulator holds it.
@@ -133,58 +156,59 @@ impl Cluster {
     }
 }
 
-fn start_bed(dir: &Path, storage: usize) -> TestBed {
+/// The directory shared by every node of the bed: their state files and the layout.
+fn shared_nodes_dir(dir: &Path) -> PathBuf {
+    dir.join("nodes")
+}
+
+fn start_bed(dir: &Path, layout: &Layout) -> TestBed {
     let sim = env!("CARGO_BIN_EXE_ovs-sim");
     let links = dir.join("bin");
     std::fs::create_dir_all(&links).expect("links dir");
     for tool in ovsup::sim::cli::TOOLS {
         std::os::unix::fs::symlink(sim, links.join(tool)).expect("link a tool");
     }
+    let nodes = shared_nodes_dir(dir);
+    std::fs::create_dir_all(&nodes).expect("nodes dir");
+    let layout_file = cluster::layout_file(&nodes);
+    std::fs::write(&layout_file, layout.to_json()).expect("write the layout");
     // The nodes' /tmp is private: a checkout under /tmp (as CI's may be) must be shared for
     // the nodes to see the simulator binary the links point to.
     let sim_dir = Path::new(sim).parent().expect("the binary has a directory");
+    let seeded_nodes = nodes.clone();
     let mut builder = TestBed::builder()
-        .nodes(storage)
+        .nodes(0)
         .share_host_dir(sim_dir)
+        .share_host_dir(&nodes)
         .path_prepend(&links)
-        .env("OVS_SIM_STATE", NODE_STATE)
-        .setup(move |node| seed(node, sim));
-    for c in CONTROLLERS {
-        builder = builder.extra_node(c, &["controller"]);
+        .setup(move |node| seed(node, sim, &seeded_nodes));
+    for (name, groups) in layout.inventory() {
+        let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let state = cluster::state_file(&nodes, &name);
+        builder = builder.extra_node(&name, &groups).node_env(
+            &name,
+            "OVS_SIM_STATE",
+            state.to_str().expect("utf-8 path"),
+        );
     }
     builder.start()
 }
 
-/// Seed a test node the way the built-in cluster seeds the same name.
-fn seed(node: &Node, sim: &str) {
+/// Seed a test node as the layout in the shared directory says.
+fn seed(node: &Node, sim: &str, nodes: &Path) {
     let name = node.name();
-    let mut argv: Vec<String> = vec![sim.into(), "seed".into(), "--node".into(), name.into()];
-    if CONTROLLERS.contains(&name) {
-        argv.push("--controller".into());
-    } else {
-        let index = name
-            .strip_prefix("node-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .map(|n| n - 1)
-            .expect("storage nodes are node-NN");
-        let (init, apt) = cluster::node_kind(index);
-        argv.extend([
-            "--index".into(),
-            index.to_string(),
-            "--init".into(),
-            match init {
-                Init::Upstart => "upstart",
-                Init::Systemd => "systemd",
-            }
-            .into(),
-            "--apt".into(),
-            match apt {
-                AptVariant::V1_0 => "1.0",
-                AptVariant::V1_2 => "1.2",
-            }
-            .into(),
-        ]);
-    }
+    let state = cluster::state_file(nodes, name);
+    let layout = cluster::layout_file(nodes);
+    let argv: Vec<&std::ffi::OsStr> = vec![
+        sim.as_ref(),
+        "--state".as_ref(),
+        state.as_os_str(),
+        "seed".as_ref(),
+        "--node".as_ref(),
+        name.as_ref(),
+        "--layout".as_ref(),
+        layout.as_os_str(),
+    ];
     let out = node.run_local(&argv);
     assert!(
         out.status.success(),

@@ -9,15 +9,16 @@ use std::fmt::Write as _;
 use super::{Ctx, join};
 use crate::sim::SimOutput;
 use crate::sim::fs::Kind;
-use crate::sim::state::AptVariant;
-use crate::sim::version;
+use crate::sim::state::{AptVariant, PkgStatus};
 
 /// The apt archive cache.
 pub const ARCHIVES: &str = "/var/cache/apt/archives";
-const REPO_URL: &str = "http://apt.openvstorage.org";
+/// The Open vStorage repository's URL.
+pub const REPO_URL: &str = "http://apt.openvstorage.org";
 const LISTS_LOCK: &str = "E: Could not get lock /var/lib/apt/lists/lock - open (11: Resource temporarily unavailable)\nE: Unable to lock directory /var/lib/apt/lists/\n";
 const DPKG_LOCK: &str = "E: Could not get lock /var/lib/dpkg/lock - open (11: Resource temporarily unavailable)\nE: Unable to lock the administration directory (/var/lib/dpkg/), is another process using it?\n";
 const ARCHIVES_LOCK: &str = "E: Could not get lock /var/cache/apt/archives/lock - open (11: Resource temporarily unavailable)\nE: Unable to lock directory /var/cache/apt/archives/\n";
+const INTERRUPTED: &str = "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem. \n";
 const FORCE_YES_DEPRECATED: &str =
     "W: --force-yes is deprecated, use one of the options starting with --allow instead.\n";
 const HEADER: &str =
@@ -32,7 +33,7 @@ fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     match glob::Pattern::new(pattern) {
         Ok(p) => p.matches(name),
         Err(_) => pattern == name,
@@ -62,16 +63,8 @@ const VERSION_MODULES: &str = concat!(
     " Idx: Debian dpkg status file\n",
 );
 
-/// `apt-get --version`, `apt-get update` and
-/// `apt-get install [-y] [--force-yes] [--download-only] [-q…] PKG…`.
-pub fn apt_get(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
-    if matches!(argv, [_, v] if v == "--version" || v == "-v") {
-        let first = match ctx.state.apt_variant {
-            AptVariant::V1_0 => VERSION_1_0,
-            AptVariant::V1_2 => VERSION_1_2,
-        };
-        return SimOutput::ok(format!("{first}{VERSION_MODULES}"));
-    }
+/// The options and words of an `apt-get` command line; `None` for an option not simulated.
+fn parse_get(argv: &[String]) -> Option<(GetOpts, Vec<&str>)> {
     let mut opts = GetOpts::default();
     let mut words: Vec<&str> = Vec::new();
     let mut it = argv[1..].iter();
@@ -83,7 +76,7 @@ pub fn apt_get(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
             "--quiet" | "--no-install-recommends" => {}
             "-o" => match it.next() {
                 Some(v) if v.starts_with("Dpkg::Options::=") => {}
-                _ => return SimOutput::not_simulated(&join(argv)),
+                _ => return None,
             },
             o if o.starts_with("-o") && o[2..].starts_with("Dpkg::Options::=") => {}
             o if o.starts_with('-') && !o.starts_with("--") && o.len() > 1 => {
@@ -92,14 +85,30 @@ pub fn apt_get(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
                         'y' => opts.yes = true,
                         'd' => opts.download_only = true,
                         'q' => {}
-                        _ => return SimOutput::not_simulated(&join(argv)),
+                        _ => return None,
                     }
                 }
             }
-            o if o.starts_with('-') => return SimOutput::not_simulated(&join(argv)),
+            o if o.starts_with('-') => return None,
             w => words.push(w),
         }
     }
+    Some((opts, words))
+}
+
+/// `apt-get --version`, `apt-get update` and
+/// `apt-get install [-y] [--force-yes] [--download-only] [-q…] PKG…`.
+pub fn apt_get(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
+    if matches!(argv, [_, v] if v == "--version" || v == "-v") {
+        let first = match ctx.state.apt_variant {
+            AptVariant::V1_0 => VERSION_1_0,
+            AptVariant::V1_2 => VERSION_1_2,
+        };
+        return SimOutput::ok(format!("{first}{VERSION_MODULES}"));
+    }
+    let Some((opts, words)) = parse_get(argv) else {
+        return SimOutput::not_simulated(&join(argv));
+    };
     match words.split_first() {
         Some((&"update", [])) => update(ctx),
         Some((&"install", pkgs)) => install(ctx, &opts, pkgs),
@@ -107,15 +116,47 @@ pub fn apt_get(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
     }
 }
 
+/// How many `.deb` files `apt-get install …` would fetch now (0 for any other command, or
+/// one that fails before fetching): the simulator sleeps that many fetch times first.
+pub fn pending_fetches(ctx: &Ctx<'_>, argv: &[String]) -> usize {
+    let Some((opts, words)) = parse_get(argv) else {
+        return 0;
+    };
+    let Some((&"install", args)) = words.split_first() else {
+        return 0;
+    };
+    let mut scratch = SimOutput::default();
+    if check_install_lock(ctx, &opts, &mut scratch).is_none() || !opts.yes {
+        return 0;
+    }
+    let Some(targets) = resolve_targets(ctx, args, &mut scratch) else {
+        return 0;
+    };
+    plan_changes(ctx, &targets, &mut scratch)
+        .iter()
+        .filter(|c| ctx.fs.kind(&deb_path(&c.name, &c.new)) != Some(Kind::File))
+        .count()
+}
+
+/// The stamp apt touches after an update that fetched every source (what `stat` shows).
+pub const UPDATE_STAMP: &str = "/var/lib/apt/periodic/update-success-stamp";
+
+/// `apt-get update`: the lists learn the repository's newest versions, and the stamp is
+/// touched — unless the Open vStorage source fails (`failing_sources`): then its lists stay
+/// as they were, the stamp is not touched, apt 1.0 warns and exits 0, apt 1.2 exits 100.
 fn update(ctx: &mut Ctx<'_>) -> SimOutput {
-    if ctx.state.faults.apt_lock {
+    if ctx.state.faults.apt_lock_held(ctx.now_ms) {
         return SimOutput::fail(100, LISTS_LOCK);
+    }
+    if ctx.state.faults.failing_sources {
+        return failed_update(ctx.state.apt_variant);
     }
     for pkg in ctx.state.packages.values_mut() {
         if let Some(newest) = pkg.newest_in_repository() {
             pkg.candidate = Some(newest.to_owned());
         }
     }
+    ctx.state.apt_updated_ms = Some(ctx.now_ms);
     let out = match ctx.state.apt_variant {
         AptVariant::V1_0 => format!(
             "Hit http://archive.ubuntu.com trusty Release.gpg\n\
@@ -134,24 +175,115 @@ fn update(ctx: &mut Ctx<'_>) -> SimOutput {
     SimOutput::ok(out)
 }
 
+/// The Open vStorage source answers 404 (a repository moved or a distribution dropped).
+fn failed_update(apt: AptVariant) -> SimOutput {
+    let packages = format!("{REPO_URL}/dists/unstable/main/binary-amd64/Packages");
+    match apt {
+        AptVariant::V1_0 => SimOutput {
+            code: 0,
+            stdout: format!(
+                "Hit http://archive.ubuntu.com trusty Release.gpg\n\
+                 Hit http://archive.ubuntu.com trusty Release\n\
+                 Err {REPO_URL} unstable/main amd64 Packages\n  404  Not Found\n\
+                 Fetched 0 B in 0s (0 B/s)\n\
+                 Reading package lists... Done\n"
+            ),
+            stderr: format!(
+                "W: Failed to fetch {packages}  404  Not Found\n\n\
+                 E: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+            ),
+        },
+        AptVariant::V1_2 => SimOutput {
+            code: 100,
+            stdout: format!(
+                "Hit:1 http://archive.ubuntu.com/ubuntu xenial InRelease\n\
+                 Ign:2 {REPO_URL} unstable InRelease\n\
+                 Err:3 {REPO_URL} unstable Release\n  404  Not Found\n\
+                 Reading package lists... Done\n"
+            ),
+            stderr: format!(
+                "W: The repository '{REPO_URL} unstable Release' does not have a Release file.\n\
+                 N: Data from such a repository can't be authenticated and is therefore potentially dangerous to use.\n\
+                 N: See apt-secure(8) manpage for repository creation and user configuration details.\n\
+                 E: Failed to fetch {packages}  404  Not Found\n\
+                 E: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+            ),
+        },
+    }
+}
+
+/// One package an install changes: from `old` (none: newly installed) to `new`.
+struct Change {
+    name: String,
+    old: Option<String>,
+    new: String,
+}
+
+/// `apt-get install`: lock, resolve the names, plan, confirm, fetch, unpack and configure.
+/// Each phase appends to `out`; one that ends the command returns `None`.
 fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
-    let apt = ctx.state.apt_variant;
     let mut out = SimOutput::default();
-    if opts.force_yes && apt == AptVariant::V1_2 {
+    let _ = install_phases(ctx, opts, args, &mut out);
+    out
+}
+
+fn install_phases(
+    ctx: &mut Ctx<'_>,
+    opts: &GetOpts,
+    args: &[&str],
+    out: &mut SimOutput,
+) -> Option<()> {
+    check_install_lock(ctx, opts, out)?;
+    out.stdout.push_str(HEADER);
+    let targets = resolve_targets(ctx, args, out)?;
+    let changes = plan_changes(ctx, &targets, out);
+    print_summary(ctx, &targets, &changes, out);
+    if changes.is_empty() {
+        return None;
+    }
+    confirm(ctx, opts, &changes, out)?;
+    fetch_debs(ctx, &changes, out)?;
+    if opts.download_only {
+        out.stdout
+            .push_str("Download complete and in download only mode\n");
+        return None;
+    }
+    unpack_and_configure(ctx, &changes, out);
+    Some(())
+}
+
+/// The `--force-yes` warning of apt 1.2, the lock another process may hold, and a dpkg run
+/// that left packages unpacked or half-configured.
+fn check_install_lock(ctx: &Ctx<'_>, opts: &GetOpts, out: &mut SimOutput) -> Option<()> {
+    if opts.force_yes && ctx.state.apt_variant == AptVariant::V1_2 {
         out.stderr.push_str(FORCE_YES_DEPRECATED);
     }
-    if ctx.state.faults.apt_lock {
+    if ctx.state.faults.apt_lock_held(ctx.now_ms) {
         out.stderr.push_str(if opts.download_only {
             ARCHIVES_LOCK
         } else {
             DPKG_LOCK
         });
         out.code = 100;
-        return out;
+        return None;
     }
-    out.stdout.push_str(HEADER);
-    // Resolve names and globs against what the lists know.
+    let interrupted = ctx.state.packages.values().any(|p| p.status.interrupted());
+    if interrupted && !opts.download_only {
+        out.stderr.push_str(INTERRUPTED);
+        out.code = 100;
+        return None;
+    }
+    Some(())
+}
+
+/// Resolves names and globs against what the lists know.
+fn resolve_targets(ctx: &Ctx<'_>, args: &[&str], out: &mut SimOutput) -> Option<BTreeSet<String>> {
     let mut targets: BTreeSet<String> = BTreeSet::new();
+    let unknown = |out: &mut SimOutput, arg: &str| {
+        out.stderr
+            .push_str(&format!("E: Unable to locate package {arg}\n"));
+        out.code = 100;
+    };
     for &arg in args {
         if is_glob(arg) {
             let hits: Vec<String> = ctx
@@ -162,12 +294,10 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
                 .map(|(n, _)| n.clone())
                 .collect();
             if hits.is_empty() {
-                out.stderr
-                    .push_str(&format!("E: Unable to locate package {arg}\n"));
-                out.code = 100;
-                return out;
+                unknown(out, arg);
+                return None;
             }
-            let kind = match apt {
+            let kind = match ctx.state.apt_variant {
                 AptVariant::V1_0 => "regex",
                 AptVariant::V1_2 => "glob",
             };
@@ -183,51 +313,67 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         {
             targets.insert(arg.to_owned());
         } else {
-            out.stderr
-                .push_str(&format!("E: Unable to locate package {arg}\n"));
-            out.code = 100;
-            return out;
+            unknown(out, arg);
+            return None;
         }
     }
-    // (name, old, new) of what changes.
-    let mut changes: Vec<(String, Option<String>, String)> = Vec::new();
-    for name in &targets {
+    Some(targets)
+}
+
+/// What changes: every target whose candidate is not the installed version.
+fn plan_changes(ctx: &Ctx<'_>, targets: &BTreeSet<String>, out: &mut SimOutput) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for name in targets {
         let Some(p) = ctx.state.packages.get(name) else {
             continue;
         };
         let Some(cand) = p.candidate.clone() else {
             continue;
         };
-        if p.installed.as_deref() == Some(cand.as_str()) {
-            match apt {
-                AptVariant::V1_0 => {
-                    let _ = writeln!(out.stdout, "{name} is already the newest version.");
-                }
+        if p.apt_installed() == Some(cand.as_str()) {
+            let _ = match ctx.state.apt_variant {
+                AptVariant::V1_0 => writeln!(out.stdout, "{name} is already the newest version."),
                 AptVariant::V1_2 => {
-                    let _ = writeln!(out.stdout, "{name} is already the newest version ({cand}).");
+                    writeln!(out.stdout, "{name} is already the newest version ({cand}).")
                 }
-            }
+            };
         } else {
-            changes.push((name.clone(), p.installed.clone(), cand));
+            changes.push(Change {
+                name: name.clone(),
+                old: p.apt_installed().map(str::to_owned),
+                new: cand,
+            });
         }
     }
+    changes
+}
+
+/// The NEW / upgraded lists and the `N upgraded, …` line.
+fn print_summary(
+    ctx: &Ctx<'_>,
+    targets: &BTreeSet<String>,
+    changes: &[Change],
+    out: &mut SimOutput,
+) {
     let not_upgraded = ctx
         .state
         .packages
         .iter()
         .filter(|(n, p)| {
-            !targets.contains(*n) && p.installed.is_some() && p.installed != p.candidate
+            !targets.contains(*n)
+                && p.apt_installed().is_some()
+                && p.apt_installed() != p.candidate.as_deref()
         })
         .count();
     let upgraded: Vec<&str> = changes
         .iter()
-        .filter(|c| c.1.is_some())
-        .map(|c| c.0.as_str())
+        .filter(|c| c.old.is_some())
+        .map(|c| c.name.as_str())
         .collect();
     let new: Vec<&str> = changes
         .iter()
-        .filter(|c| c.1.is_none())
-        .map(|c| c.0.as_str())
+        .filter(|c| c.old.is_none())
+        .map(|c| c.name.as_str())
         .collect();
     if !new.is_empty() {
         let _ = writeln!(
@@ -249,17 +395,19 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         upgraded.len(),
         new.len()
     );
-    if changes.is_empty() {
-        return out;
-    }
+}
+
+/// Without `-y` apt asks (and there is no terminal); apt 1.0 also wants `--force-yes` for
+/// the unauthenticated repository.
+fn confirm(ctx: &Ctx<'_>, opts: &GetOpts, changes: &[Change], out: &mut SimOutput) -> Option<()> {
     if !opts.yes {
         out.stdout
             .push_str("Do you want to continue? [Y/n] Abort.\n");
         out.code = 1;
-        return out;
+        return None;
     }
-    if apt == AptVariant::V1_0 && !opts.force_yes {
-        let names: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
+    if ctx.state.apt_variant == AptVariant::V1_0 && !opts.force_yes {
+        let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
         let _ = writeln!(
             out.stdout,
             "WARNING: The following packages cannot be authenticated!\n  {}",
@@ -268,11 +416,16 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         out.stderr
             .push_str("E: There are problems and -y was used without --force-yes\n");
         out.code = 100;
-        return out;
+        return None;
     }
-    // Fetch what the archive cache lacks.
+    Some(())
+}
+
+/// Fetches the `.deb` files the archive cache lacks.
+fn fetch_debs(ctx: &mut Ctx<'_>, changes: &[Change], out: &mut SimOutput) -> Option<()> {
+    let apt = ctx.state.apt_variant;
     let mut fetched = 0usize;
-    for (name, _, ver) in &changes {
+    for Change { name, new: ver, .. } in changes {
         let deb = deb_path(name, ver);
         if ctx.fs.kind(&deb) == Some(Kind::File) {
             continue;
@@ -298,40 +451,40 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
         if let Err(e) = written {
             let _ = writeln!(out.stderr, "E: Could not write {deb}: {e}");
             out.code = 100;
-            return out;
+            return None;
         }
     }
     if fetched > 0 {
         let _ = writeln!(out.stdout, "Fetched {},024 kB in 0s (10.2 MB/s)", fetched);
     }
-    if opts.download_only {
-        out.stdout
-            .push_str("Download complete and in download only mode\n");
-        return out;
-    }
+    Some(())
+}
+
+/// dpkg: unpack every change (at the new version, `iU `), then configure each (`ii `); a
+/// failing postinst leaves its package half-configured (`iF `) and fails the command.
+fn unpack_and_configure(ctx: &mut Ctx<'_>, changes: &[Change], out: &mut SimOutput) {
     out.stdout
         .push_str("(Reading database ... 123456 files and directories currently installed.)\n");
-    let mut failed: Vec<&str> = Vec::new();
-    for (name, old, ver) in &changes {
+    for Change { name, old, new } in changes {
+        if let Some(p) = ctx.state.packages.get_mut(name) {
+            p.installed = Some(new.clone());
+            p.status = PkgStatus::Unpacked;
+        }
         let _ = writeln!(
             out.stdout,
-            "Preparing to unpack .../{name}_{ver}_amd64.deb ..."
+            "Preparing to unpack .../{name}_{new}_amd64.deb ..."
         );
         let _ = match old {
-            Some(old) => writeln!(out.stdout, "Unpacking {name} ({ver}) over ({old}) ..."),
-            None => writeln!(out.stdout, "Unpacking {name} ({ver}) ..."),
+            Some(old) => writeln!(out.stdout, "Unpacking {name} ({new}) over ({old}) ..."),
+            None => writeln!(out.stdout, "Unpacking {name} ({new}) ..."),
         };
     }
-    for (name, _, ver) in &changes {
-        let _ = writeln!(out.stdout, "Setting up {name} ({ver}) ...");
-        if ctx.state.faults.failing_installs.iter().any(|f| f == name) {
-            let _ = writeln!(
-                out.stderr,
-                "dpkg: error processing package {name} (--configure):\n subprocess installed post-installation script returned error exit status 1"
-            );
+    let mut failed: Vec<&str> = Vec::new();
+    for Change { name, new, .. } in changes {
+        let _ = writeln!(out.stdout, "Setting up {name} ({new}) ...");
+        if let Err(e) = super::dpkg::configure(ctx.state, name) {
+            out.stderr.push_str(&e);
             failed.push(name);
-        } else if let Some(p) = ctx.state.packages.get_mut(name) {
-            p.installed = Some(ver.clone());
         }
     }
     if !failed.is_empty() {
@@ -344,185 +497,12 @@ fn install(ctx: &mut Ctx<'_>, opts: &GetOpts, args: &[&str]) -> SimOutput {
             .push_str("E: Sub-process /usr/bin/dpkg returned an error code (1)\n");
         out.code = 100;
     }
-    out
-}
-
-/// `apt-cache policy PKG…`.
-pub fn apt_cache(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
-    let [_, sub, pkgs @ ..] = argv else {
-        return SimOutput::not_simulated(&join(argv));
-    };
-    if sub != "policy" || pkgs.is_empty() || pkgs.iter().any(|p| p.starts_with('-')) {
-        return SimOutput::not_simulated(&join(argv));
-    }
-    let apt = ctx.state.apt_variant;
-    let mut out = SimOutput::default();
-    for name in pkgs {
-        let known = ctx
-            .state
-            .packages
-            .get(name.as_str())
-            .filter(|p| p.installed.is_some() || p.candidate.is_some());
-        let Some(p) = known else {
-            if apt == AptVariant::V1_2 {
-                let _ = writeln!(out.stderr, "N: Unable to locate package {name}");
-            }
-            continue;
-        };
-        let installed = p.installed.as_deref();
-        let from_repo = p.candidate.as_deref();
-        let candidate = from_repo.or(installed);
-        let mut versions: Vec<&str> = installed.into_iter().chain(from_repo).collect();
-        versions.sort_by(|a, b| version::compare(b, a));
-        versions.dedup();
-        let _ = writeln!(out.stdout, "{name}:");
-        let _ = writeln!(out.stdout, "  Installed: {}", installed.unwrap_or("(none)"));
-        let _ = writeln!(out.stdout, "  Candidate: {}", candidate.unwrap_or("(none)"));
-        out.stdout.push_str("  Version table:\n");
-        for v in versions {
-            let marker = if Some(v) == installed {
-                " *** "
-            } else {
-                "     "
-            };
-            let prio = match apt {
-                AptVariant::V1_0 => 0,
-                AptVariant::V1_2 if Some(v) == from_repo => 500,
-                AptVariant::V1_2 => 100,
-            };
-            let _ = writeln!(out.stdout, "{marker}{v} {prio}");
-            if Some(v) == from_repo {
-                let _ = writeln!(
-                    out.stdout,
-                    "        500 {REPO_URL} unstable/main amd64 Packages"
-                );
-            }
-            if Some(v) == installed {
-                out.stdout.push_str("        100 /var/lib/dpkg/status\n");
-            }
-        }
-    }
-    out
-}
-
-/// Expands a dpkg-query `--showformat` for one installed package.
-fn expand_format(fmt: &str, name: &str, version: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some('\\') => out.push('\\'),
-                Some(o) => {
-                    out.push('\\');
-                    out.push(o);
-                }
-                None => out.push('\\'),
-            },
-            '$' if chars.peek() == Some(&'{') => {
-                chars.next();
-                let mut field = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(ch) => field.push(ch),
-                        None => return None,
-                    }
-                }
-                let (field, width) = match field.split_once(';') {
-                    Some((f, w)) => (f.to_owned(), Some(w.trim().parse::<i32>().ok()?)),
-                    None => (field, None),
-                };
-                let value = match field.as_str() {
-                    "Package" | "binary:Package" => name.to_owned(),
-                    "Version" => version.to_owned(),
-                    "db:Status-Abbrev" => "ii ".to_owned(),
-                    "Status" => "install ok installed".to_owned(),
-                    "Architecture" => "amd64".to_owned(),
-                    _ => String::new(),
-                };
-                match width {
-                    Some(w) if w < 0 => {
-                        let _ = write!(out, "{value:<width$}", width = w.unsigned_abs() as usize);
-                    }
-                    Some(w) => {
-                        let _ = write!(out, "{value:>width$}", width = w as usize);
-                    }
-                    None => out.push_str(&value),
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-/// `dpkg-query -W [-f=FORMAT] [PATTERN…]`.
-pub fn dpkg_query(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
-    let mut show = false;
-    let mut format = "${binary:Package}\t${Version}\n".to_owned();
-    let mut patterns: Vec<&str> = Vec::new();
-    let mut it = argv[1..].iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "-W" | "--show" => show = true,
-            "-f" | "--showformat" => match it.next() {
-                Some(f) => format = f.clone(),
-                None => return SimOutput::not_simulated(&join(argv)),
-            },
-            o if o.starts_with("--showformat=") => format = o["--showformat=".len()..].to_owned(),
-            o if o.starts_with("-f") => {
-                format = o[2..].strip_prefix('=').unwrap_or(&o[2..]).to_owned()
-            }
-            o if o.starts_with("-W") && o.len() > 2 => {
-                show = true;
-                let rest = &o[2..];
-                match rest.strip_prefix("f") {
-                    Some(f) => format = f.strip_prefix('=').unwrap_or(f).to_owned(),
-                    None => return SimOutput::not_simulated(&join(argv)),
-                }
-            }
-            o if o.starts_with('-') => return SimOutput::not_simulated(&join(argv)),
-            p => patterns.push(p),
-        }
-    }
-    if !show {
-        return SimOutput::not_simulated(&join(argv));
-    }
-    let mut out = SimOutput::default();
-    let mut matched = vec![false; patterns.len()];
-    for (name, p) in &ctx.state.packages {
-        let Some(version) = p.installed.as_deref() else {
-            continue;
-        };
-        let mut hit = patterns.is_empty();
-        for (i, pat) in patterns.iter().enumerate() {
-            if glob_match(pat, name) {
-                matched[i] = true;
-                hit = true;
-            }
-        }
-        if hit {
-            match expand_format(&format, name, version) {
-                Some(s) => out.stdout.push_str(&s),
-                None => return SimOutput::not_simulated(&join(argv)),
-            }
-        }
-    }
-    for (pat, m) in patterns.iter().zip(&matched) {
-        if !m {
-            let _ = writeln!(out.stderr, "dpkg-query: no packages found matching {pat}");
-            out.code = 1;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::sim::state::{AptVariant, Init};
+    use crate::sim::SimOutput;
+    use crate::sim::state::{AptVariant, Init, PkgStatus};
     use crate::sim::tools::testutil::{node, run};
 
     #[test]
@@ -692,13 +672,261 @@ mod tests {
         run(&n, "apt-get update");
         let o = run(&n, "apt-get install -y alba arakoon");
         assert_eq!(o.code, 100);
-        assert!(
-            o.stderr
-                .ends_with("E: Sub-process /usr/bin/dpkg returned an error code (1)\n")
+        assert_eq!(
+            o.stderr,
+            "dpkg: error processing package alba (--configure):\n subprocess installed post-installation script returned error exit status 1\n\
+             Errors were encountered while processing:\n alba\n\
+             E: Sub-process /usr/bin/dpkg returned an error code (1)\n"
         );
+        assert!(
+            o.stdout.contains("Setting up alba (0.9.18-1) ...\n"),
+            "{}",
+            o.stdout
+        );
+        // As real dpkg: the new version is unpacked, and left half-configured.
         let s = n.state().expect("state");
-        assert_eq!(s.packages["alba"].installed.as_deref(), Some("0.9.17-1"));
+        assert_eq!(s.packages["alba"].installed.as_deref(), Some("0.9.18-1"));
+        assert_eq!(s.packages["alba"].status, PkgStatus::HalfConfigured);
         assert_eq!(s.packages["arakoon"].installed.as_deref(), Some("1.9.22-1"));
+        assert_eq!(s.packages["arakoon"].status, PkgStatus::Installed);
+        assert!(
+            run(&n, "apt-cache policy alba")
+                .stdout
+                .starts_with("alba:\n  Installed: 0.9.18-1\n  Candidate: 0.9.18-1\n")
+        );
+        let o = run(
+            &n,
+            r"dpkg-query -W -f='${binary:Package}\t${Version}\t${db:Status-Abbrev}\n' alba arakoon",
+        );
+        assert_eq!(o.stdout, "alba\t0.9.18-1\tiF \narakoon\t1.9.22-1\tii \n");
+        // apt refuses to go on until dpkg is repaired.
+        let o = run(&n, "apt-get install -y openvstorage");
+        assert_eq!(
+            (o.code, o.stdout.as_str(), o.stderr.as_str()),
+            (
+                100,
+                "",
+                "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem. \n"
+            )
+        );
+        assert_eq!(
+            run(&n, "apt-get install -y --download-only openvstorage").code,
+            0
+        );
+    }
+
+    #[test]
+    fn a_failing_source_refreshes_nothing_and_touches_no_stamp() {
+        let (_d, n) = node(Init::Upstart, AptVariant::V1_0);
+        n.update(|s| s.faults.failing_sources = true)
+            .expect("update");
+        let o = run(&n, "apt-get update");
+        assert_eq!(o.code, 0, "apt 1.0 warns and exits 0");
+        assert_eq!(
+            o.stderr,
+            "W: Failed to fetch http://apt.openvstorage.org/dists/unstable/main/binary-amd64/Packages  404  Not Found\n\n\
+             E: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+        );
+        assert!(o.stdout.contains(
+            "Err http://apt.openvstorage.org unstable/main amd64 Packages\n  404  Not Found\n"
+        ));
+        let s = n.state().expect("state");
+        assert_eq!(s.packages["alba"].candidate.as_deref(), Some("0.9.17-1"));
+        assert_eq!(s.apt_updated_ms, None);
+        let stat = "stat -c %Y /var/lib/apt/periodic/update-success-stamp";
+        assert_eq!(
+            run(&n, stat),
+            SimOutput::fail(
+                1,
+                "stat: cannot stat '/var/lib/apt/periodic/update-success-stamp': No such file or directory\n"
+            )
+        );
+        let (_d, n) = node(Init::Systemd, AptVariant::V1_2);
+        n.update(|s| s.faults.failing_sources = true)
+            .expect("update");
+        let o = run(&n, "apt-get update");
+        assert_eq!(o.code, 100, "apt 1.2 fails");
+        assert_eq!(
+            o.stderr,
+            "W: The repository 'http://apt.openvstorage.org unstable Release' does not have a Release file.\n\
+             N: Data from such a repository can't be authenticated and is therefore potentially dangerous to use.\n\
+             N: See apt-secure(8) manpage for repository creation and user configuration details.\n\
+             E: Failed to fetch http://apt.openvstorage.org/dists/unstable/main/binary-amd64/Packages  404  Not Found\n\
+             E: Some index files failed to download. They have been ignored, or old ones used instead.\n"
+        );
+        assert!(
+            o.stdout
+                .contains("Err:3 http://apt.openvstorage.org unstable Release\n  404  Not Found\n")
+        );
+        assert_eq!(n.state().expect("state").apt_updated_ms, None);
+        // A clean update touches the stamp; stat shows its epoch seconds.
+        n.update(|s| s.faults.failing_sources = false)
+            .expect("update");
+        let before = crate::sim::state::now_ms() / 1000;
+        assert_eq!(run(&n, "apt-get update").code, 0);
+        let o = run(&n, stat);
+        assert_eq!(o.code, 0, "{o:?}");
+        let secs: u64 = o.stdout.trim_end().parse().expect("seconds");
+        assert!(secs >= before && secs <= before + 2, "{secs} vs {before}");
+        assert_eq!(o.stdout, format!("{secs}\n"));
+        // Aged by the knob.
+        n.update(|s| crate::sim::cli::set_fault(s, "stamp_hours_ago", "48"))
+            .expect("update")
+            .expect("knob");
+        let aged: u64 = run(&n, stat).stdout.trim_end().parse().expect("seconds");
+        assert!((before - 48 * 3600).abs_diff(aged) <= 2, "{aged}");
+        n.update(|s| crate::sim::cli::set_fault(s, "stamp_hours_ago", "never"))
+            .expect("update")
+            .expect("knob");
+        assert_eq!(run(&n, stat).code, 1);
+        assert_eq!(run(&n, "stat -c %Y /nope").code, 1);
+        assert_eq!(
+            run(&n, "stat -c %Y /etc").code,
+            127,
+            "no mtimes in the virtual fs"
+        );
+    }
+
+    #[test]
+    fn a_lock_held_for_a_while_then_released() {
+        let (_d, n) = node(Init::Upstart, AptVariant::V1_2);
+        n.update(|s| crate::sim::cli::set_fault(s, "apt_lock_secs", "1"))
+            .expect("update")
+            .expect("knob");
+        let pid = n
+            .state()
+            .expect("state")
+            .faults
+            .apt_lock_pid
+            .expect("holder");
+        for lock in [
+            "/var/lib/dpkg/lock",
+            "/var/lib/dpkg/lock-frontend",
+            "/var/lib/apt/lists/lock",
+            "/var/cache/apt/archives/lock",
+        ] {
+            let o = run(&n, &format!("fuser -v {lock}"));
+            assert_eq!(o.code, 0, "{lock}");
+            assert_eq!(o.stdout, format!("{pid:>6}"));
+            let label = format!("{lock}:");
+            let name = if label.len() > 20 {
+                format!("{label}\n{:21}", "")
+            } else {
+                format!("{label:<21}")
+            };
+            assert_eq!(
+                o.stderr,
+                format!(
+                    "                     USER        PID ACCESS COMMAND\n{name}root      F.... unattended-upgr\n"
+                ),
+                "{lock}"
+            );
+        }
+        assert_eq!(
+            run(&n, "fuser -v /var/lib/dpkg/lock").stderr,
+            "                     USER        PID ACCESS COMMAND\n/var/lib/dpkg/lock:  root      F.... unattended-upgr\n"
+        );
+        let o = run(&n, "fuser /var/lib/dpkg/lock");
+        assert_eq!(
+            (o.stdout, o.stderr),
+            (format!("{pid:>6}"), "/var/lib/dpkg/lock:\n".into())
+        );
+        assert_eq!(run(&n, "apt-get install -y alba").code, 100);
+        assert_eq!(run(&n, "dpkg --configure -a").code, 2);
+        std::thread::sleep(std::time::Duration::from_millis(1050));
+        assert_eq!(
+            run(&n, "fuser -v /var/lib/dpkg/lock"),
+            SimOutput::fail(1, "")
+        );
+        assert_eq!(run(&n, "apt-get update").code, 0);
+        assert_eq!(
+            run(&n, "fuser -v /nope/lock"),
+            SimOutput::fail(1, "Specified filename /nope/lock does not exist.\n")
+        );
+    }
+
+    #[test]
+    fn package_sizes_of_the_candidate() {
+        let (_d, n) = node(Init::Upstart, AptVariant::V1_2);
+        run(&n, "apt-get update");
+        let o = run(&n, "apt-cache show --no-all-versions alba arakoon");
+        assert_eq!(o.code, 0, "{o:?}");
+        let stanzas: Vec<&str> = o.stdout.split("\n\n").filter(|s| !s.is_empty()).collect();
+        assert_eq!(stanzas.len(), 2, "{}", o.stdout);
+        let alba = crate::sim::seed::package_info("alba", "0.9.18-1");
+        assert!(stanzas[0].starts_with("Package: alba\n"), "{}", stanzas[0]);
+        assert!(stanzas[0].contains("\nVersion: 0.9.18-1\n"));
+        assert!(stanzas[0].contains(&format!("\nInstalled-Size: {}\n", alba.installed_kib)));
+        assert!(stanzas[0].contains(&format!("\nSize: {}\n", alba.deb_bytes)));
+        assert!(stanzas[0].contains("\nFilename: pool/main/a/alba/alba_0.9.18-1_amd64.deb\n"));
+        assert!(stanzas[1].contains("\nVersion: 1.9.22-1\n"));
+        let all = run(&n, "apt-cache show alba");
+        assert_eq!(all.stdout.matches("Package: alba\n").count(), 2);
+        let o = run(&n, "apt-cache show --no-all-versions nosuch alba");
+        assert_eq!(
+            (o.code, o.stderr.as_str()),
+            (0, "N: Unable to locate package nosuch\n")
+        );
+        let o = run(&n, "apt-cache show --no-all-versions nosuch");
+        assert_eq!(
+            (o.code, o.stderr.as_str()),
+            (
+                100,
+                "N: Unable to locate package nosuch\nE: No packages found\n"
+            )
+        );
+    }
+
+    #[test]
+    fn fetching_takes_time_without_holding_the_node() {
+        use std::time::{Duration, Instant};
+        let (_d, n) = node(Init::Upstart, AptVariant::V1_2);
+        run(&n, "apt-get update");
+        n.update(|s| s.faults.download_ms = 300).expect("update");
+        let other = n.clone();
+        let started = Instant::now();
+        let t = std::thread::spawn(move || other.run_line("apt-get install -y alba arakoon", None));
+        std::thread::sleep(Duration::from_millis(100));
+        let quick = Instant::now();
+        assert_eq!(run(&n, "virsh list --name").code, 0);
+        assert!(
+            quick.elapsed() < Duration::from_millis(200),
+            "the node is held"
+        );
+        let o = t.join().expect("join");
+        assert_eq!(o.code, 0, "{o:?}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(600),
+            "two fetches"
+        );
+        // Pre-staged: nothing to fetch, no wait.
+        run(&n, "apt-get install -y --download-only openvstorage-core");
+        let started = Instant::now();
+        assert_eq!(run(&n, "apt-get install -y openvstorage-core").code, 0);
+        assert!(started.elapsed() < Duration::from_millis(250));
+        // The deadline cuts a long fetch.
+        let o = n.run_line(
+            "apt-get install -y openvstorage",
+            Some(Instant::now() + Duration::from_millis(100)),
+        );
+        assert_eq!(o.code, 124);
+    }
+
+    #[test]
+    fn free_space() {
+        let (_d, n) = node(Init::Upstart, AptVariant::V1_2);
+        let o = run(&n, "df --output=avail -B1 /var/cache/apt/archives");
+        assert_eq!(o, SimOutput::ok("      Avail\n51539607552\n"));
+        n.update(|s| s.faults.free_bytes = Some(1024))
+            .expect("update");
+        let o = run(&n, "df --output=avail -B1 / /var/cache/apt/archives");
+        assert_eq!(o, SimOutput::ok("Avail\n 1024\n 1024\n"));
+        let o = run(&n, "df --output=avail -B1 /nope");
+        assert_eq!(
+            o,
+            SimOutput::fail(1, "df: /nope: No such file or directory\n")
+        );
+        assert_eq!(run(&n, "df -h /").code, 127);
     }
 
     #[test]

@@ -32,103 +32,121 @@ pub fn handles(name: &str) -> bool {
 pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
     let fs = ctx.fs;
     let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-    let ns = || SimOutput::not_simulated(&join(argv));
-    match basename(&argv[0]) {
-        "true" => SimOutput::ok(""),
-        "false" => SimOutput::fail(1, ""),
-        "echo" => match args.first() {
-            Some(&"-n") => SimOutput::ok(args[1..].join(" ")),
-            Some(a) if a.starts_with('-') && a.len() > 1 => ns(),
-            _ => SimOutput::ok(format!("{}\n", args.join(" "))),
-        },
-        "test" => test(fs, &args).unwrap_or_else(ns),
+    let plain = !args.is_empty() && args.iter().all(|a| !a.starts_with('-'));
+    let answer = match basename(&argv[0]) {
+        "true" => Some(SimOutput::ok("")),
+        "false" => Some(SimOutput::fail(1, "")),
+        "echo" => echo(&args),
+        "test" => test(fs, &args),
         "[" => match args.split_last() {
-            Some((&"]", inner)) => test(fs, inner).unwrap_or_else(ns),
-            _ => SimOutput::fail(2, "[: missing `]'\n"),
+            Some((&"]", inner)) => test(fs, inner),
+            _ => Some(SimOutput::fail(2, "[: missing `]'\n")),
         },
         "ls" => match args.as_slice() {
-            [dir] | ["-1", dir] if !dir.starts_with('-') => ls(fs, dir),
-            _ => ns(),
+            [dir] | ["-1", dir] if !dir.starts_with('-') => Some(ls(fs, dir)),
+            _ => None,
         },
-        "touch" if !args.is_empty() && args.iter().all(|a| !a.starts_with('-')) => {
-            each(&args, |f, err| {
-                if fs.kind(f).is_none() && fs.write(f, "").is_err() {
-                    let _ = writeln!(err, "touch: cannot touch '{f}': No such file or directory");
-                }
-            })
-        }
-        "cat" if !args.is_empty() && args.iter().all(|a| !a.starts_with('-')) => {
-            let mut out = SimOutput::ok("");
-            for f in &args {
-                match (fs.kind(f), fs.read(f)) {
-                    (Some(Kind::Dir), _) => {
-                        let _ = writeln!(out.stderr, "cat: {f}: Is a directory");
-                        out.code = 1;
-                    }
-                    (_, Ok(c)) => out.stdout.push_str(&c),
-                    (_, Err(_)) => {
-                        let _ = writeln!(out.stderr, "cat: {f}: No such file or directory");
-                        out.code = 1;
-                    }
-                }
-            }
-            out
-        }
+        "touch" if plain => Some(touch(fs, &args)),
+        "cat" if plain => Some(cat(fs, &args)),
         "cp" => match args.as_slice() {
             [src, dst] | ["-p", src, dst] if !src.starts_with('-') && !dst.starts_with('-') => {
-                cp(fs, src, dst)
+                Some(cp(fs, src, dst))
             }
-            _ => ns(),
+            _ => None,
         },
-        "mkdir" => match args.split_first() {
-            Some((&"-p", dirs)) if !dirs.is_empty() => each(dirs, |d, err| {
-                if fs.create_dir_all(d).is_err() {
-                    let _ = writeln!(err, "mkdir: cannot create directory '{d}': File exists");
-                }
-            }),
-            Some((first, _)) if !first.starts_with('-') => each(&args, |d, err| {
-                let n = normalize(d);
-                let parent_ok = n.rsplit_once('/').is_some_and(|(p, _)| {
-                    fs.kind(if p.is_empty() { "/" } else { p }) == Some(Kind::Dir)
-                });
-                if fs.kind(&n).is_some() {
-                    let _ = writeln!(err, "mkdir: cannot create directory '{d}': File exists");
-                } else if !parent_ok || fs.create_dir_all(&n).is_err() {
-                    let _ = writeln!(
-                        err,
-                        "mkdir: cannot create directory '{d}': No such file or directory"
-                    );
-                }
-            }),
-            _ => ns(),
-        },
-        "rm" => {
-            let (force, files) = match args.split_first() {
-                Some((&"-f", files)) => (true, files),
-                _ => (false, args.as_slice()),
-            };
-            if files.is_empty() || files.iter().any(|f| f.starts_with('-')) {
-                return ns();
-            }
-            each(files, |f, err| match fs.kind(f) {
-                Some(Kind::File) => {
-                    let removed = fs.remove_file(f);
-                    if removed.is_err() {
-                        let _ = writeln!(err, "rm: cannot remove '{f}': Permission denied");
-                    }
-                }
-                Some(Kind::Dir) => {
-                    let _ = writeln!(err, "rm: cannot remove '{f}': Is a directory");
-                }
-                None if !force => {
-                    let _ = writeln!(err, "rm: cannot remove '{f}': No such file or directory");
-                }
-                None => {}
-            })
-        }
-        "sed" => sed(fs, &args).unwrap_or_else(ns),
-        _ => ns(),
+        "mkdir" => mkdir(fs, &args),
+        "rm" => rm(fs, &args),
+        "sed" => sed(fs, &args),
+        _ => None,
+    };
+    answer.unwrap_or_else(|| SimOutput::not_simulated(&join(argv)))
+}
+
+/// `echo [-n] WORDS…`.
+fn echo(args: &[&str]) -> Option<SimOutput> {
+    match args.first() {
+        Some(&"-n") => Some(SimOutput::ok(args[1..].join(" "))),
+        Some(a) if a.starts_with('-') && a.len() > 1 => None,
+        _ => Some(SimOutput::ok(format!("{}\n", args.join(" ")))),
     }
+}
+
+/// `touch FILE…`: creates missing files (the times are not simulated).
+fn touch(fs: &dyn Fs, files: &[&str]) -> SimOutput {
+    each(files, |f, err| {
+        if fs.kind(f).is_none() && fs.write(f, "").is_err() {
+            let _ = writeln!(err, "touch: cannot touch '{f}': No such file or directory");
+        }
+    })
+}
+
+/// `cat FILE…`.
+fn cat(fs: &dyn Fs, files: &[&str]) -> SimOutput {
+    let mut out = SimOutput::ok("");
+    for f in files {
+        match (fs.kind(f), fs.read(f)) {
+            (Some(Kind::Dir), _) => {
+                let _ = writeln!(out.stderr, "cat: {f}: Is a directory");
+                out.code = 1;
+            }
+            (_, Ok(c)) => out.stdout.push_str(&c),
+            (_, Err(_)) => {
+                let _ = writeln!(out.stderr, "cat: {f}: No such file or directory");
+                out.code = 1;
+            }
+        }
+    }
+    out
+}
+
+/// `mkdir [-p] DIR…`.
+fn mkdir(fs: &dyn Fs, args: &[&str]) -> Option<SimOutput> {
+    match args.split_first() {
+        Some((&"-p", dirs)) if !dirs.is_empty() => Some(each(dirs, |d, err| {
+            if fs.create_dir_all(d).is_err() {
+                let _ = writeln!(err, "mkdir: cannot create directory '{d}': File exists");
+            }
+        })),
+        Some((first, _)) if !first.starts_with('-') => Some(each(args, |d, err| {
+            let n = normalize(d);
+            let parent_ok = n.rsplit_once('/').is_some_and(|(p, _)| {
+                fs.kind(if p.is_empty() { "/" } else { p }) == Some(Kind::Dir)
+            });
+            if fs.kind(&n).is_some() {
+                let _ = writeln!(err, "mkdir: cannot create directory '{d}': File exists");
+            } else if !parent_ok || fs.create_dir_all(&n).is_err() {
+                let _ = writeln!(
+                    err,
+                    "mkdir: cannot create directory '{d}': No such file or directory"
+                );
+            }
+        })),
+        _ => None,
+    }
+}
+
+/// `rm [-f] FILE…` (files only).
+fn rm(fs: &dyn Fs, args: &[&str]) -> Option<SimOutput> {
+    let (force, files) = match args.split_first() {
+        Some((&"-f", files)) => (true, files),
+        _ => (false, args),
+    };
+    if files.is_empty() || files.iter().any(|f| f.starts_with('-')) {
+        return None;
+    }
+    Some(each(files, |f, err| match fs.kind(f) {
+        Some(Kind::File) if fs.remove_file(f).is_err() => {
+            let _ = writeln!(err, "rm: cannot remove '{f}': Permission denied");
+        }
+        Some(Kind::File) => {}
+        Some(Kind::Dir) => {
+            let _ = writeln!(err, "rm: cannot remove '{f}': Is a directory");
+        }
+        None if !force => {
+            let _ = writeln!(err, "rm: cannot remove '{f}': No such file or directory");
+        }
+        None => {}
+    }))
 }
 
 /// Applies `f` to every operand; any stderr makes the exit status 1.

@@ -1,13 +1,22 @@
 //! The simulated tools, one file per tool family, and the dispatcher that picks one by the
 //! command's name. Every tool is a function of the node's state (under the node's lock), its
 //! filesystem and the wall clock, returning exactly what the real tool prints and exits with.
+//! The two that span nodes — `arakoon` and the `arakoon-restart.py` hook — are called by
+//! [`crate::sim::SimNode`] outside the lock instead, and reach the other nodes through
+//! [`crate::sim::peers`].
 
 pub mod apt;
+pub mod apt_cache;
+pub mod arakoon;
 pub mod ays;
 pub mod coreutils;
+pub mod df;
+pub mod dpkg;
 pub mod fuser;
 pub mod ip;
 pub mod python;
+pub mod restart_hook;
+pub mod stat;
 pub mod systemd;
 pub mod sysv;
 pub mod upstart;
@@ -46,8 +55,11 @@ pub fn dispatch(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
     let init = ctx.state.init;
     match (basename(cmd), init) {
         ("apt-get", _) => apt::apt_get(ctx, argv),
-        ("apt-cache", _) => apt::apt_cache(ctx, argv),
-        ("dpkg-query", _) => apt::dpkg_query(ctx, argv),
+        ("apt-cache", _) => apt_cache::run(ctx, argv),
+        ("dpkg-query", _) => dpkg::query(ctx, argv),
+        ("dpkg", _) => dpkg::run(ctx, argv),
+        ("df", _) => df::run(ctx, argv),
+        ("stat", _) => stat::run(ctx, argv),
         ("initctl" | "start" | "stop" | "status" | "restart", Init::Upstart) => {
             upstart::run(ctx, argv)
         }
@@ -71,14 +83,24 @@ pub fn dispatch(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    //! Helpers for the tools' unit tests: an in-process node from a seed.
-    use crate::sim::seed;
-    use crate::sim::state::{AptVariant, Init, NodeState};
-    use crate::sim::{SimNode, SimOutput};
+    //! Helpers for the tools' unit tests: an in-process node from a seed, a cluster directory.
+    use std::path::{Path, PathBuf};
+
+    use crate::sim::layout::Layout;
+    use crate::sim::state::{AptVariant, Init, NodeState, now_ms};
+    use crate::sim::{SimNode, SimOutput, cluster, seed};
+
+    /// A one-node legacy layout whose node has this init system and apt.
+    pub fn layout1(init: Init, apt: AptVariant) -> Layout {
+        let mut l = Layout::uniform(1);
+        l.nodes[0].init = init;
+        l.nodes[0].apt = apt;
+        l
+    }
 
     /// A seeded virtual node in a temp dir (the dir lives as long as the returned guard).
     pub fn node(init: Init, apt: AptVariant) -> (tempfile::TempDir, SimNode) {
-        node_from(seed::storage_node("node1", 0, init, apt))
+        node_from(seed::storage_node(&layout1(init, apt), 0, now_ms()).expect("seed"))
     }
 
     /// A virtual node with this state.
@@ -87,6 +109,19 @@ pub(crate) mod testutil {
         let node =
             SimNode::create_virtual(dir.path().join("state.json"), &state).expect("create node");
         (dir, node)
+    }
+
+    /// An in-process cluster directory seeded with `layout`.
+    pub fn cluster_of(layout: &Layout) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("sim");
+        cluster::ensure(&d, layout).expect("seed the cluster");
+        (dir, d)
+    }
+
+    /// Node `name` of a cluster directory.
+    pub fn open(dir: &Path, name: &str) -> SimNode {
+        SimNode::open_virtual(cluster::state_file(dir, name)).expect("open node")
     }
 
     /// Runs a line without deadline.

@@ -1,86 +1,56 @@
 //! The three OpenvCloud post-upgrade hooks the framework and Arakoon/ALBA upgrades run with
-//! `python`. `arakoon-restart.py` really restarts the cluster's job (new pid) and fails when
-//! the cluster is not one of the node's Arakoon clusters; any other script is refused.
+//! `python`. The two post-upgrade scripts are answered here, under the node's lock;
+//! `arakoon-restart.py` reaches other nodes and runs outside it (see [`super::restart_hook`]
+//! and [`hook_call`]). Any other script is refused.
 
 use super::{Ctx, join};
 use crate::sim::SimOutput;
-use crate::sim::fs::Kind;
 
 /// Where the OpenvCloud OVS scripts live on a node.
 pub const SCRIPTS: &str = "/opt/code/git/0-complexity/openvcloud/scripts/ovs";
 /// The Arakoon config directory: one subdirectory per cluster.
-pub const ARAKOON_CONFIG: &str = "/opt/OpenvStorage/config/arakoon";
+pub const ARAKOON_CONFIG: &str = crate::sim::arakoon::CONFIG_DIR;
 
-/// `python SCRIPT ARGS…` for the simulated hooks.
-pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
-    let Some(script) = argv.get(1) else {
-        return SimOutput::not_simulated(&join(argv));
-    };
-    let Some(name) = script
+/// The script name of `python SCRIPTS/NAME …`, and its arguments.
+fn script(argv: &[String]) -> Option<(&str, Vec<&str>)> {
+    let name = argv
+        .get(1)?
         .strip_prefix(SCRIPTS)
-        .and_then(|s| s.strip_prefix('/'))
-    else {
-        return SimOutput::not_simulated(&join(argv));
-    };
-    let args: Vec<&str> = argv[2..].iter().map(String::as_str).collect();
-    match (name, args.as_slice()) {
-        ("post-upgrade-single.py", []) => {
-            SimOutput::ok("Running post-upgrade (single node) ...\nDone\n")
-        }
-        ("post-upgrade-all.py", []) => {
-            SimOutput::ok("Running post-upgrade (all nodes) ...\nDone\n")
-        }
-        ("arakoon-restart.py", ["--cluster", cluster, "--address", address])
-        | ("arakoon-restart.py", ["--address", address, "--cluster", cluster]) => {
-            arakoon_restart(ctx, cluster, address)
-        }
-        _ => SimOutput::not_simulated(&join(argv)),
+        .and_then(|s| s.strip_prefix('/'))?;
+    Some((name, argv[2..].iter().map(String::as_str).collect()))
+}
+
+/// `(cluster, address)` when `argv` is `python …/arakoon-restart.py --cluster C --address IP`
+/// (the options in either order).
+pub fn hook_call(argv: &[String]) -> Option<(String, String)> {
+    if !matches!(
+        argv.first().map(|a| super::basename(a)),
+        Some("python" | "python2" | "python2.7")
+    ) {
+        return None;
+    }
+    match script(argv)? {
+        ("arakoon-restart.py", args) => match args.as_slice() {
+            ["--cluster", c, "--address", a] | ["--address", a, "--cluster", c] => {
+                Some(((*c).to_owned(), (*a).to_owned()))
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
-fn arakoon_restart(ctx: &mut Ctx<'_>, cluster: &str, address: &str) -> SimOutput {
-    if address.parse::<std::net::Ipv4Addr>().is_err() {
-        return SimOutput::fail(
-            1,
-            format!("arakoon-restart.py: invalid --address {address:?}: not an IPv4 address\n"),
-        );
-    }
-    let dir = format!("{ARAKOON_CONFIG}/{cluster}");
-    if cluster.is_empty() || cluster.contains('/') || ctx.fs.kind(&dir) != Some(Kind::Dir) {
-        return SimOutput::fail(
-            1,
-            format!(
-                "arakoon-restart.py: no Arakoon cluster {cluster:?} on this node ({dir} does not exist)\n"
-            ),
-        );
-    }
-    let job = format!("ovs-arakoon-{cluster}");
-    if !ctx.state.jobs.contains_key(&job) {
-        return SimOutput::fail(
-            1,
-            format!("arakoon-restart.py: cluster {cluster:?} has no service {job} on this node\n"),
-        );
-    }
-    if ctx.state.faults.failing_services.contains(&job) {
-        if let Some(j) = ctx.state.jobs.get_mut(&job) {
-            j.running = false;
-            j.pid = 0;
-            j.failed = true;
+/// `python SCRIPT ARGS…` for the post-upgrade hooks.
+pub fn run(_ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
+    match script(argv) {
+        Some(("post-upgrade-single.py", args)) if args.is_empty() => {
+            SimOutput::ok("Running post-upgrade (single node) ...\nDone\n")
         }
-        return SimOutput::fail(
-            1,
-            format!("arakoon-restart.py: restarting {job} failed: Job failed to start\n"),
-        );
+        Some(("post-upgrade-all.py", args)) if args.is_empty() => {
+            SimOutput::ok("Running post-upgrade (all nodes) ...\nDone\n")
+        }
+        _ => SimOutput::not_simulated(&join(argv)),
     }
-    let pid = ctx.state.alloc_pid();
-    if let Some(j) = ctx.state.jobs.get_mut(&job) {
-        j.running = true;
-        j.pid = pid;
-        j.failed = false;
-    }
-    SimOutput::ok(format!(
-        "Restarting Arakoon cluster {cluster} ({address})\n{job} restarted, process {pid}\n"
-    ))
 }
 
 #[cfg(test)]

@@ -29,35 +29,55 @@ fn active_sub(job: &Job) -> (&'static str, &'static str) {
     }
 }
 
-/// `systemctl --version|list-units|is-active|show|start|stop|restart`.
-pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
-    let mut flags: Vec<&str> = Vec::new();
-    let mut words: Vec<&str> = Vec::new();
-    let mut props: Vec<String> = Vec::new();
+/// A `systemctl` command line, split: flags, words (verb and units) and `-p` properties.
+struct Args<'a> {
+    flags: Vec<&'a str>,
+    words: Vec<&'a str>,
+    props: Vec<String>,
+}
+
+impl Args<'_> {
+    /// Whether every flag given is one of `ok`.
+    fn allowed(&self, ok: &[&str]) -> bool {
+        self.flags.iter().all(|f| ok.contains(f))
+    }
+}
+
+/// Splits the arguments; `None` for an option we do not simulate.
+fn parse_args(argv: &[String]) -> Option<Args<'_>> {
+    let mut args = Args {
+        flags: Vec::new(),
+        words: Vec::new(),
+        props: Vec::new(),
+    };
     let mut it = argv[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "-p" | "--property" => match it.next() {
-                Some(p) => props.extend(p.split(',').map(str::to_owned)),
-                None => return SimOutput::not_simulated(&join(argv)),
-            },
+            "-p" | "--property" => args.props.extend(it.next()?.split(',').map(str::to_owned)),
             "-t" | "--type" => match it.next().map(String::as_str) {
                 Some("service") => {}
-                _ => return SimOutput::not_simulated(&join(argv)),
+                _ => return None,
             },
-            o if o.starts_with("--property=") => {
-                props.extend(o["--property=".len()..].split(',').map(str::to_owned))
-            }
-            o if o.starts_with('-') => flags.push(o),
-            w => words.push(w),
+            o if o.starts_with("--property=") => args
+                .props
+                .extend(o["--property=".len()..].split(',').map(str::to_owned)),
+            o if o.starts_with('-') => args.flags.push(o),
+            w => args.words.push(w),
         }
     }
-    let allowed = |ok: &[&str]| flags.iter().all(|f| ok.contains(f));
-    match words.split_first() {
-        None if flags == ["--version"] => SimOutput::ok(VERSION),
+    Some(args)
+}
+
+/// `systemctl --version|list-units|is-active|show|start|stop|restart`.
+pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
+    let Some(args) = parse_args(argv) else {
+        return SimOutput::not_simulated(&join(argv));
+    };
+    let answer = match args.words.split_first() {
+        None if args.flags == ["--version"] => Some(SimOutput::ok(VERSION)),
         Some((&"list-units", patterns))
-            if flags.contains(&"--no-legend")
-                && allowed(&[
+            if args.flags.contains(&"--no-legend")
+                && args.allowed(&[
                     "--type=service",
                     "--all",
                     "-a",
@@ -68,55 +88,64 @@ pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
                     "-l",
                 ]) =>
         {
-            list_units(ctx, patterns)
+            Some(list_units(ctx, patterns))
         }
-        Some((&"is-active", units)) if !units.is_empty() && allowed(&["-q", "--quiet"]) => {
-            let quiet = !flags.is_empty();
-            let mut out = SimOutput::fail(3, "");
-            for u in units {
-                let state = unit(u)
-                    .and_then(|(job, _)| ctx.state.jobs.get(&job))
-                    .map_or("inactive", |j| active_sub(j).0);
-                if state == "active" {
-                    out.code = 0;
-                }
-                if !quiet {
-                    let _ = writeln!(out.stdout, "{state}");
-                }
-            }
-            out
+        Some((&"is-active", units)) if !units.is_empty() && args.allowed(&["-q", "--quiet"]) => {
+            Some(is_active(ctx, units, !args.flags.is_empty()))
         }
-        Some((&"show", [u])) if !props.is_empty() && allowed(&["--value"]) => {
-            let value_only = !flags.is_empty();
-            let job = unit(u).and_then(|(job, _)| ctx.state.jobs.get(&job).cloned());
-            let mut out = String::new();
-            for p in &props {
-                let v = match (p.as_str(), &job) {
-                    ("MainPID", Some(j)) => j.pid.to_string(),
-                    ("MainPID", None) => "0".to_owned(),
-                    ("ActiveState", Some(j)) => active_sub(j).0.to_owned(),
-                    ("SubState", Some(j)) => active_sub(j).1.to_owned(),
-                    ("ActiveState", None) => "inactive".to_owned(),
-                    ("SubState", None) => "dead".to_owned(),
-                    ("LoadState", Some(_)) => "loaded".to_owned(),
-                    ("LoadState", None) => "not-found".to_owned(),
-                    _ => return SimOutput::not_simulated(&join(argv)),
-                };
-                if value_only {
-                    let _ = writeln!(out, "{v}");
-                } else {
-                    let _ = writeln!(out, "{p}={v}");
-                }
-            }
-            SimOutput::ok(out)
+        Some((&"show", [u])) if !args.props.is_empty() && args.allowed(&["--value"]) => {
+            show(ctx, u, &args.props, !args.flags.is_empty())
         }
         Some((&verb @ ("start" | "stop" | "restart"), units))
-            if !units.is_empty() && allowed(&["--no-block"]) =>
+            if !units.is_empty() && args.allowed(&["--no-block"]) =>
         {
-            control(ctx, verb, units)
+            Some(control(ctx, verb, units))
         }
-        _ => SimOutput::not_simulated(&join(argv)),
+        _ => None,
+    };
+    answer.unwrap_or_else(|| SimOutput::not_simulated(&join(argv)))
+}
+
+/// `systemctl is-active [-q] UNIT…`: exit 0 when one is active, 3 otherwise.
+fn is_active(ctx: &Ctx<'_>, units: &[&str], quiet: bool) -> SimOutput {
+    let mut out = SimOutput::fail(3, "");
+    for u in units {
+        let state = unit(u)
+            .and_then(|(job, _)| ctx.state.jobs.get(&job))
+            .map_or("inactive", |j| active_sub(j).0);
+        if state == "active" {
+            out.code = 0;
+        }
+        if !quiet {
+            let _ = writeln!(out.stdout, "{state}");
+        }
     }
+    out
+}
+
+/// `systemctl show -p PROP[,PROP…] [--value] UNIT`; `None` for a property not simulated.
+fn show(ctx: &Ctx<'_>, u: &str, props: &[String], value_only: bool) -> Option<SimOutput> {
+    let job = unit(u).and_then(|(job, _)| ctx.state.jobs.get(&job));
+    let mut out = String::new();
+    for p in props {
+        let v = match (p.as_str(), job) {
+            ("MainPID", Some(j)) => j.pid.to_string(),
+            ("MainPID", None) => "0".to_owned(),
+            ("ActiveState", Some(j)) => active_sub(j).0.to_owned(),
+            ("SubState", Some(j)) => active_sub(j).1.to_owned(),
+            ("ActiveState", None) => "inactive".to_owned(),
+            ("SubState", None) => "dead".to_owned(),
+            ("LoadState", Some(_)) => "loaded".to_owned(),
+            ("LoadState", None) => "not-found".to_owned(),
+            _ => return None,
+        };
+        if value_only {
+            let _ = writeln!(out, "{v}");
+        } else {
+            let _ = writeln!(out, "{p}={v}");
+        }
+    }
+    Some(SimOutput::ok(out))
 }
 
 fn list_units(ctx: &Ctx<'_>, patterns: &[&str]) -> SimOutput {
@@ -194,28 +223,14 @@ fn control(ctx: &mut Ctx<'_>, verb: &str, units: &[&str]) -> SimOutput {
             out.code = 5;
             continue;
         }
-        let failing = ctx.state.faults.failing_services.contains(&job);
         let running = ctx.state.jobs.get(&job).is_some_and(|j| j.running);
-        let new_pid = match verb {
-            "stop" => None,
-            "start" if running => continue,
-            _ if failing => None,
-            _ => Some(ctx.state.alloc_pid()),
-        };
-        let Some(j) = ctx.state.jobs.get_mut(&job) else {
-            continue;
-        };
-        match new_pid {
-            Some(pid) => {
-                j.running = true;
-                j.pid = pid;
-                j.failed = false;
+        match verb {
+            "stop" => {
+                ctx.state.stop_job(&job);
             }
-            None => {
-                j.running = false;
-                j.pid = 0;
-                j.failed = verb != "stop";
-                if verb != "stop" {
+            "start" if running => {}
+            _ => {
+                if ctx.state.start_job(&job, ctx.now_ms).is_err() {
                     let _ = writeln!(
                         out.stderr,
                         "Job for {unit_name} failed because the control process exited with error code. See \"systemctl status {unit_name}\" and \"journalctl -xe\" for details."

@@ -2,8 +2,6 @@
 //! `start|stop|status|restart JOB` front-ends, with upstart's exact lines and its
 //! non-idempotent errors (starting a running job and stopping a stopped one exit 1).
 
-use std::fmt::Write as _;
-
 use super::{Ctx, basename, join};
 use crate::sim::SimOutput;
 use crate::sim::state::Job;
@@ -38,17 +36,18 @@ pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
     } else {
         (prog, &argv[1..])
     };
-    let job = match rest {
-        [job] => job.as_str(),
-        [] => {
-            return SimOutput::fail(
-                1,
-                format!("{prog}: missing job name\nTry `{prog} --help' for more information.\n"),
-            );
-        }
-        _ => return SimOutput::not_simulated(&join(argv)),
-    };
-    let failing = ctx.state.faults.failing_services.iter().any(|f| f == job);
+    match rest {
+        [job] => control(ctx, prog, action, job),
+        [] => SimOutput::fail(
+            1,
+            format!("{prog}: missing job name\nTry `{prog} --help' for more information.\n"),
+        ),
+        _ => SimOutput::not_simulated(&join(argv)),
+    }
+}
+
+/// `status|start|stop|restart JOB`, with upstart's non-idempotent errors.
+fn control(ctx: &mut Ctx<'_>, prog: &str, action: &str, job: &str) -> SimOutput {
     let Some(current) = ctx.state.jobs.get(job).cloned() else {
         return SimOutput::fail(1, format!("{prog}: Unknown job: {job}\n"));
     };
@@ -60,35 +59,14 @@ pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
         "stop" | "restart" if !current.running => {
             SimOutput::fail(1, format!("{prog}: Unknown instance: \n"))
         }
-        "start" | "restart" => {
-            if failing {
-                if let Some(j) = ctx.state.jobs.get_mut(job) {
-                    j.running = false;
-                    j.pid = 0;
-                    j.failed = true;
-                }
-                return SimOutput::fail(1, format!("{prog}: Job failed to start\n"));
-            }
-            let pid = ctx.state.alloc_pid();
-            let mut out = String::new();
-            if let Some(j) = ctx.state.jobs.get_mut(job) {
-                j.running = true;
-                j.pid = pid;
-                j.failed = false;
-                let _ = write!(out, "{}", job_line(job, j));
-            }
-            SimOutput::ok(out)
+        "start" | "restart" => match ctx.state.start_job(job, ctx.now_ms) {
+            Ok(_) => SimOutput::ok(job_line(job, &ctx.state.jobs[job])),
+            Err(_) => SimOutput::fail(1, format!("{prog}: Job failed to start\n")),
+        },
+        _ => {
+            ctx.state.stop_job(job);
+            SimOutput::ok(job_line(job, &ctx.state.jobs[job]))
         }
-        "stop" => {
-            let mut out = String::new();
-            if let Some(j) = ctx.state.jobs.get_mut(job) {
-                j.running = false;
-                j.pid = 0;
-                out = job_line(job, j);
-            }
-            SimOutput::ok(out)
-        }
-        _ => SimOutput::not_simulated(&join(argv)),
     }
 }
 
