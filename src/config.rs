@@ -198,11 +198,7 @@ fn state_dir_of(g: &Global, inventory: &Inventory) -> Result<PathBuf> {
 /// A simulated cluster's inventory, state directory and layout: the layout stored with its
 /// nodes when there is one, else the built-in layout of its size. `sim:N` against a stored
 /// layout of another size is an error (unless resetting), not a silent regrowth.
-fn simulated(
-    g: &Global,
-    spec: SimSpec,
-    resetting: bool,
-) -> Result<Environment> {
+fn simulated(g: &Global, spec: SimSpec, resetting: bool) -> Result<Environment> {
     let name = spec.environment();
     let state_dir = match &g.state_dir {
         Some(d) => d.clone(),

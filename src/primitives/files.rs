@@ -35,7 +35,9 @@ pub async fn copy(
 /// read-only: runs in a dry run too). Any other failure to read it is an error.
 pub async fn read_optional(host: &Host, node: &Node, path: &str) -> Result<Option<Vec<u8>>> {
     let line = crate::quote::join(&["test", "-f", path])?;
-    let out = host.exec(node, &line, crate::host::Effect::Read, None).await?;
+    let out = host
+        .exec(node, &line, crate::host::Effect::Read, None)
+        .await?;
     match out.code {
         0 => host.read_file(node, path).await.map(Some),
         1 => Ok(None),
