@@ -151,6 +151,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub force: bool,
 
+    /// Bound on each remote command, killed on the node past it [default: the inventory's command_timeout, else 600]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=604800))]
+    pub command_timeout: Option<u64>,
+
     /// How long apt and dpkg wait for a lock another process holds [default: the inventory's apt_lock_wait, else 120]
     #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=86400))]
     pub apt_lock_wait: Option<u64>,
@@ -360,7 +364,7 @@ pub enum SimAction {
         /// Only this node
         node: Option<String>,
     },
-    /// Set a fault knob on a node (apt_lock, apt_lock_secs, failing_installs, failing_sources, pkg_status, stuck_vms, failing_services, down, stalled_elections, election_ms, stamp_hours_ago, free_bytes, download_ms, hang, slow_ms, shutdown_secs, clear)
+    /// Set a fault knob on a node (unreachable, apt_lock, apt_lock_secs, failing_installs, failing_sources, pkg_status, stuck_vms, failing_services, down, stalled_elections, election_ms, stamp_hours_ago, free_bytes, download_ms, hang, slow_ms, shutdown_secs, clear)
     Fault {
         /// The node
         node: String,

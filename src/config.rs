@@ -173,9 +173,12 @@ fn environment(g: &Global, limit: Option<&Limit>, resetting: bool) -> Result<Env
             }
         }
     };
-    if let Some(secs) = g.apt_lock_wait {
-        for node in &mut env.inventory.nodes {
+    for node in &mut env.inventory.nodes {
+        if let Some(secs) = g.apt_lock_wait {
             node.apt_lock_wait = std::time::Duration::from_secs(secs);
+        }
+        if let Some(secs) = g.command_timeout {
+            node.command_timeout = std::time::Duration::from_secs(secs);
         }
     }
     no_targets(&env.inventory, limit)?;

@@ -183,7 +183,7 @@ pub enum Error {
     },
 
     /// Several nodes failed in one fan-out.
-    #[error("{} of {total} nodes failed:\n{}", failures.len(), failures.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", describe_nodes(*total, failures))]
     Nodes {
         /// How many nodes were targeted.
         total: usize,
@@ -203,6 +203,28 @@ pub enum Error {
     /// A bug in ovsup.
     #[error("internal error, this is a bug in ovsup (please report it): {0}")]
     Internal(String),
+}
+
+/// A fan-out's failures: one line per failed node — or, when the one failure is a refusal of
+/// the whole run (the environment's lock, a guard) and the other nodes were only not started
+/// because of it, that refusal alone.
+fn describe_nodes(total: usize, failures: &[Error]) -> String {
+    let real: Vec<&Error> = failures
+        .iter()
+        .filter(|f| !matches!(f, Error::NotStarted { .. }))
+        .collect();
+    if let [refusal @ Error::Refused(_)] = real.as_slice() {
+        return refusal.to_string();
+    }
+    format!(
+        "{} of {total} nodes failed:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .map(|e| format!("  {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
 }
 
 fn stderr_suffix(stderr: &str) -> String {

@@ -156,6 +156,32 @@ mod tests {
     use super::*;
     use crate::engine::error::Sources;
 
+    /// No two stdlib modules define a function of the same name and arity: Rhai resolves a
+    /// module's call to such a function to the one of a module it imports (seen: `describe`
+    /// of `pending` answering for `prereqs`' own), so a collision silently calls the wrong one.
+    #[test]
+    fn stdlib_function_names_are_unique_across_modules() {
+        let mut seen: std::collections::BTreeMap<(String, usize), String> = Default::default();
+        for file in crate::engine::resolver::SHIPPED_STDLIB.files() {
+            let text = file.contents_utf8().expect("UTF-8");
+            for line in text.lines() {
+                let Some(rest) = line.strip_prefix("fn ") else {
+                    continue;
+                };
+                let Some((name, args)) = rest.split_once('(') else {
+                    continue;
+                };
+                let args = args.split(')').next().unwrap_or("");
+                let arity = args.split(',').filter(|a| !a.trim().is_empty()).count();
+                let module = file.path().display().to_string();
+                if let Some(other) = seen.insert((name.trim().to_string(), arity), module.clone()) {
+                    panic!("{name}/{arity} is defined in both {other} and {module}");
+                }
+            }
+        }
+        assert!(seen.len() > 20, "{seen:?}");
+    }
+
     /// Every shipped runbook and stdlib module compiles, and says what it does in its header.
     #[test]
     fn shipped_runbooks_and_stdlib_compile_and_describe_themselves() {

@@ -6,6 +6,7 @@ mod completions;
 mod definitions;
 mod errors;
 mod exec;
+mod faults;
 mod files;
 mod history;
 mod host_primitives;

@@ -69,6 +69,9 @@ pub fn run(config: &Config, action: &SimAction) -> Result<Outcome> {
             if env.inventory.node(node).is_none() {
                 return Err(Error::Usage(format!("no simulated node named {node:?}")));
             }
+            if key == "unreachable" {
+                return unreachable(&dir, node, value);
+            }
             let sim = SimNode::open_virtual(cluster::state_file(&dir, node)).map_err(sim_err)?;
             sim.update(|s| crate::sim::cli::set_fault(s, key, value))
                 .map_err(sim_err)?
@@ -90,4 +93,24 @@ fn layout_error(e: crate::sim::error::SimError) -> Error {
             message: other.to_string(),
         },
     }
+}
+
+/// `sim fault NODE unreachable true|false`: the node's connection, not its model (see
+/// `transport::sim::SimTransport::down_file`).
+fn unreachable(dir: &std::path::Path, node: &str, value: &str) -> Result<Outcome> {
+    let file = crate::transport::sim::SimTransport::down_file(dir, node);
+    match value {
+        "true" => std::fs::write(&file, "").map_err(|e| Error::io(&file, e))?,
+        "false" => match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&file, e)),
+        },
+        other => {
+            return Err(Error::Usage(format!(
+                "unreachable: expected true or false, got {other:?}"
+            )));
+        }
+    }
+    Ok(Outcome::Message(format!("{node}: unreachable = {value}")))
 }

@@ -31,8 +31,27 @@ impl SimTransport {
         self.dir.join(format!("{node}.json"))
     }
 
+    /// The file that makes a simulated node unreachable while it exists (`ovsup sim fault
+    /// NODE unreachable true`): the node's model stays as it is, as a real node's does when
+    /// its network or sshd is gone.
+    pub fn down_file(dir: &std::path::Path, node: &str) -> PathBuf {
+        dir.join(format!("{node}.down"))
+    }
+
+    /// Fail as an unreachable node would, while the node is down.
+    fn reachable(&self, node: &Node) -> Result<()> {
+        if Self::down_file(&self.dir, &node.name).exists() {
+            return Err(Error::Unreachable {
+                node: node.name.clone(),
+                reason: "simulated: the node is down (ovsup sim fault NODE unreachable false brings it back)".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Run shell text on the simulated node, bounded by `timeout`.
     pub async fn exec(&self, node: &Node, line: &str, timeout: Duration) -> Result<Output> {
+        self.reachable(node)?;
         let path = self.state_file(&node.name);
         let line = line.to_string();
         let deadline = Instant::now() + timeout;
@@ -56,6 +75,7 @@ impl SimTransport {
 
     /// Read a file of the simulated node.
     pub async fn read_file(&self, node: &Node, path: &str) -> Result<Vec<u8>> {
+        self.reachable(node)?;
         let sim = self.node(node)?;
         let path_owned = path.to_string();
         let read = tokio::task::spawn_blocking(move || sim.read_file(&path_owned))
@@ -72,6 +92,7 @@ impl SimTransport {
 
     /// Write a file of the simulated node (its files hold text).
     pub async fn write_file(&self, node: &Node, path: &str, bytes: Vec<u8>) -> Result<()> {
+        self.reachable(node)?;
         let sim = self.node(node)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             Error::argument(format!(
@@ -97,6 +118,7 @@ impl SimTransport {
     /// which process holds it, and a holder whose process is gone counts as gone — as a real
     /// node's `flock` is released when the holder's connection dies.
     pub async fn hold_lock(&self, node: &Node, holder: &str) -> Result<LockAnswer> {
+        self.reachable(node)?;
         let sim = self.node(node)?;
         let holder = holder.to_string();
         let answer = tokio::task::spawn_blocking(move || {

@@ -154,6 +154,34 @@ impl Cluster {
     pub fn update<R>(&self, name: &str, f: impl FnOnce(&mut NodeState) -> R) -> R {
         self.node(name).update(f).expect("update node state")
     }
+
+    /// Take a node off the network, or bring it back: over SSH its sshd (and every session
+    /// on it) is stopped or started again; in-process the simulator's transport refuses it
+    /// (`ovsup sim fault NODE unreachable`). Its files and state stay as they are.
+    pub fn set_reachable(&self, name: &str, reachable: bool) {
+        match &self.bed {
+            Some(bed) if reachable => bed.node_named(name).start(),
+            Some(bed) => bed.node_named(name).stop(),
+            None => {
+                let file = ovsup::transport::sim::SimTransport::down_file(&self.nodes_dir(), name);
+                if reachable {
+                    let _ = std::fs::remove_file(&file);
+                } else {
+                    std::fs::write(&file, "").expect("mark the node down");
+                }
+            }
+        }
+    }
+
+    /// The inventory file of an SSH cluster (`None` in-process: `-i sim:N`).
+    pub fn inventory_path(&self) -> Option<&Path> {
+        self.bed.as_ref().map(|b| b.inventory_path())
+    }
+
+    /// The test bed of an SSH cluster.
+    pub fn bed(&self) -> Option<&TestBed> {
+        self.bed.as_ref()
+    }
 }
 
 /// The directory shared by every node of the bed: their state files and the layout.

@@ -3,6 +3,7 @@
 //! `tests/testbed/`) re-exported so that tests name its types from here.
 #![allow(dead_code)]
 
+pub mod background;
 pub mod cluster;
 pub mod ovsup;
 

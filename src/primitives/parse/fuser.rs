@@ -77,9 +77,11 @@ impl std::fmt::Display for Holder {
     }
 }
 
-/// The processes holding `path`, from `fuser -v PATH`: psmisc prints a table on stderr
-/// (`USER PID ACCESS COMMAND`, the path before the first row) and exits 0, or exits 1 with
-/// nobody holding it. Kernel rows (`kernel mount …`) are skipped.
+/// The processes holding `path`, from `fuser -v PATH`: psmisc prints the pids on stdout and
+/// the rest of its table on stderr (`USER PID ACCESS COMMAND`, the path before the first row,
+/// the PID column left blank there; on a terminal the two streams interleave into whole rows),
+/// and exits 0 — or exits 1 with nobody holding it. Kernel rows (`kernel mount …`) are
+/// skipped.
 pub fn holders(node: &str, command: &str, path: &str, out: &Output) -> Result<Vec<Holder>> {
     if out.code == 1 {
         return Ok(Vec::new());
@@ -87,6 +89,16 @@ pub fn holders(node: &str, command: &str, path: &str, out: &Output) -> Result<Ve
     if out.code != 0 {
         return Err(crate::host::failed(node, command, out));
     }
+    let mut pids = Vec::new();
+    for word in out.stdout.split_whitespace() {
+        let digits = word.trim_end_matches(['c', 'e', 'f', 'F', 'r', 'm']);
+        pids.push(
+            digits
+                .parse::<u32>()
+                .map_err(|_| unexpected(node, command, word, "a process id"))?,
+        );
+    }
+    let mut pids = pids.into_iter();
     let mut found = Vec::new();
     for line in out.stderr.lines() {
         let row = line
@@ -94,18 +106,12 @@ pub fn holders(node: &str, command: &str, path: &str, out: &Output) -> Result<Ve
             .strip_prefix(&format!("{path}:"))
             .unwrap_or(line);
         let words: Vec<&str> = row.split_whitespace().collect();
-        match words.as_slice() {
-            [] | ["USER", "PID", "ACCESS", "COMMAND"] | ["kernel", ..] => {}
-            [user, pid, _access, name @ ..] if !name.is_empty() => {
-                let pid = pid
-                    .parse::<u32>()
-                    .map_err(|_| unexpected(node, command, line, "a pid"))?;
-                found.push(Holder {
-                    user: (*user).to_string(),
-                    pid,
-                    command: name.join(" "),
-                });
+        let (user, pid, name) = match words.as_slice() {
+            [] | ["USER", "PID", "ACCESS", "COMMAND"] | ["kernel", ..] => continue,
+            [user, pid, _access, name @ ..] if !name.is_empty() && pid.parse::<u32>().is_ok() => {
+                (*user, pid.parse::<u32>().ok(), name.join(" "))
             }
+            [user, _access, name @ ..] if !name.is_empty() => (*user, pids.next(), name.join(" ")),
             _ => {
                 return Err(unexpected(
                     node,
@@ -114,7 +120,14 @@ pub fn holders(node: &str, command: &str, path: &str, out: &Output) -> Result<Ve
                     "a row `USER PID ACCESS COMMAND` of fuser -v",
                 ));
             }
-        }
+        };
+        let pid =
+            pid.ok_or_else(|| unexpected(node, command, line, "a pid on stdout for the row"))?;
+        found.push(Holder {
+            user: user.to_string(),
+            pid,
+            command: name,
+        });
     }
     Ok(found)
 }
@@ -122,6 +135,25 @@ pub fn holders(node: &str, command: &str, path: &str, out: &Output) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_holders_of_a_lock_file_pids_on_stdout() {
+        let out = Output {
+            code: 0,
+            stdout: "  2987".into(),
+            stderr: "                     USER        PID ACCESS COMMAND\n\
+                     /var/lib/dpkg/lock:  root      F.... unattended-upgr\n"
+                .into(),
+        };
+        let h = holders(
+            "n",
+            "fuser -v /var/lib/dpkg/lock",
+            "/var/lib/dpkg/lock",
+            &out,
+        )
+        .expect("parsed");
+        assert_eq!(h[0].to_string(), "unattended-upgr (pid 2987, user root)");
+    }
 
     #[test]
     fn the_holders_of_a_lock_file() {
