@@ -41,8 +41,8 @@ impl Holder {
         let pid = std::process::id();
         Holder {
             environment: environment.to_string(),
-            user: user_name(),
-            controller: crate::state::lock::hostname(),
+            user: crate::state::journal::user(),
+            controller: crate::state::journal::controller(),
             pid,
             process_start: process_start(pid).unwrap_or(0),
             runbook: runbook.to_string(),
@@ -59,25 +59,6 @@ impl Holder {
     }
 }
 
-/// The name of the user running this process: its uid's entry in `/etc/passwd` (`$USER` can
-/// be anything, or unset under cron), else `uid N`.
-pub fn user_name() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
-        return "an unknown user".into();
-    };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|l| {
-                let mut f = l.split(':');
-                let name = f.next()?;
-                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
-            })
-        })
-        .unwrap_or_else(|| format!("uid {uid}"))
-}
-
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`), if it runs.
 pub fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -92,7 +73,7 @@ pub fn holder_alive(line: &str) -> bool {
     let Ok(h) = serde_json::from_str::<Holder>(line) else {
         return true;
     };
-    if h.controller != crate::state::lock::hostname() {
+    if h.controller != crate::state::journal::controller() {
         return true;
     }
     process_start(h.pid).is_some_and(|start| h.process_start == 0 || start == h.process_start)
@@ -102,7 +83,7 @@ pub fn holder_alive(line: &str) -> bool {
 pub fn holder_is_this_process(line: &str) -> bool {
     serde_json::from_str::<Holder>(line).is_ok_and(|h| {
         h.pid == std::process::id()
-            && h.controller == crate::state::lock::hostname()
+            && h.controller == crate::state::journal::controller()
             && h.process_start == process_start(h.pid).unwrap_or(0)
     })
 }

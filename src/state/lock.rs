@@ -67,7 +67,7 @@ impl RunLock {
         }
         let holder = Holder {
             pid: std::process::id(),
-            host: hostname(),
+            host: crate::state::journal::controller(),
             runbook: runbook.to_string(),
             since: crate::state::journal::now_rfc3339(),
         };
@@ -92,14 +92,6 @@ impl Drop for RunLock {
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
     }
-}
-
-/// This machine's host name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown host".into())
 }
 
 #[cfg(test)]
