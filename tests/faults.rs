@@ -512,63 +512,47 @@ fn killed_and_run_again(backend: Backend) -> Survived {
 
 on_both_backends!(suite);
 
+/// A case of the suite: its name, and what runs it on a backend.
+type Case = (&'static str, fn(Backend) -> Survived);
+
 fn suite(backend: Backend) {
-    let mut cases: Vec<(&str, Box<dyn Fn() -> Survived>)> = vec![
-        (
-            "node down at start",
-            Box::new(move || node_down_at_start(backend)),
-        ),
-        (
-            "node down mid-step",
-            Box::new(move || node_down_mid_step(backend)),
-        ),
+    let mut cases: Vec<Case> = vec![
+        ("node down at start", node_down_at_start),
+        ("node down mid-step", node_down_mid_step),
         (
             "connection lost during an install",
-            Box::new(move || connection_lost_during_an_install(backend)),
+            connection_lost_during_an_install,
         ),
-        (
-            "a command that hangs",
-            Box::new(move || a_hanging_command(backend)),
-        ),
-        (
-            "a VM that ignores shutdown",
-            Box::new(move || a_vm_that_ignores_shutdown(backend)),
-        ),
-        (
-            "the dpkg lock held",
-            Box::new(move || the_dpkg_lock_held(backend)),
-        ),
+        ("a command that hangs", a_hanging_command),
+        ("a VM that ignores shutdown", a_vm_that_ignores_shutdown),
+        ("the dpkg lock held", the_dpkg_lock_held),
         (
             "a failing postinst, then a re-run",
-            Box::new(move || a_failing_postinst_then_a_rerun(backend)),
+            a_failing_postinst_then_a_rerun,
         ),
         (
             "apt lists that fail to refresh",
-            Box::new(move || apt_lists_that_fail_to_refresh(backend)),
+            apt_lists_that_fail_to_refresh,
         ),
         (
             "a second run while one holds the lock",
-            Box::new(move || a_second_run_while_one_holds_the_lock(backend)),
+            a_second_run_while_one_holds_the_lock,
         ),
         (
             "the controller's state lost during the downtime",
-            Box::new(move || the_controller_state_lost_during_the_downtime(backend)),
+            the_controller_state_lost_during_the_downtime,
         ),
-        (
-            "killed and run again",
-            Box::new(move || killed_and_run_again(backend)),
-        ),
+        ("killed and run again", killed_and_run_again),
     ];
     if backend == Backend::Ssh {
-        cases.push((
-            "two environments side by side",
-            Box::new(two_environments_side_by_side),
-        ));
+        cases.push(("two environments side by side", |_| {
+            two_environments_side_by_side()
+        }));
     }
     let (mut faults, mut vms_lost) = (0, 0);
     for (name, case) in &cases {
         let began = Instant::now();
-        let s = case();
+        let s = case(backend);
         eprintln!(
             "  {name}: {} fault(s) survived, {} VM(s) lost ({:.1} s)",
             s.faults,
