@@ -475,7 +475,7 @@ impl Limit {
 
 /// Node, group and environment names: letters, digits, `.`, `_`, `-`, not starting with
 /// `-`, at most [`MAX_NAME_LEN`] characters.
-fn check_name(name: &str) -> std::result::Result<(), String> {
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
     if name.len() > MAX_NAME_LEN {
         return Err(format!(
             "expected a name of at most {MAX_NAME_LEN} characters, found one of {}",

@@ -242,8 +242,22 @@ fn command_line(run: &Run, c: &Command, with_node: bool) -> String {
 /// failed on first), then every command per node.
 pub fn show_text(run: &Run, timeline: Option<&Path>) -> String {
     let mut out = vec![format!("run {}", run.id)];
-    let field = |name: &str, value: String| format!("  {name:<10} {value}");
-    out.push(field("runbook", run.runbook()));
+    out.extend(header_lines(run, timeline));
+    out.extend(failure_lines(run));
+    for node in run.nodes() {
+        out.extend(node_lines(run, &node));
+    }
+    out.join("\n")
+}
+
+/// `  name       value`.
+fn field(name: &str, value: String) -> String {
+    format!("  {name:<10} {value}")
+}
+
+/// Who ran what, where, when, and how it ended.
+fn header_lines(run: &Run, timeline: Option<&Path>) -> Vec<String> {
+    let mut out = vec![field("runbook", run.runbook())];
     if let Some(b) = &run.begin {
         if !b.scripts.is_empty() {
             out.push(field("scripts", b.scripts.join(", ")));
@@ -271,7 +285,25 @@ pub fn show_text(run: &Run, timeline: Option<&Path>) -> String {
         "started",
         run.start().map_or_else(|| "?".into(), human_time),
     ));
-    let ended = match &run.end {
+    out.push(field("ended", ended_text(run)));
+    out.push(field(
+        "commands",
+        format!(
+            "{} ({} non-zero or no end)",
+            run.commands.len(),
+            run.failures().len()
+        ),
+    ));
+    if let Some(path) = timeline {
+        out.push(field("timeline", path.display().to_string()));
+    }
+    out
+}
+
+/// How the run ended: its status and duration with its error, or what is known of a run
+/// without a last line.
+fn ended_text(run: &Run) -> String {
+    match &run.end {
         Some(e) => {
             let mut text = format!(
                 "{} after {}",
@@ -291,56 +323,52 @@ pub fn show_text(run: &Run, timeline: Option<&Path>) -> String {
             ),
             None => format!("{}: no command ran", status_text(run)),
         },
-    };
-    out.push(field("ended", ended));
+    }
+}
+
+/// The non-zero exits and errors, the run's failure first.
+fn failure_lines(run: &Run) -> Vec<String> {
     let failures = run.failures();
-    out.push(field(
-        "commands",
-        format!(
-            "{} ({} non-zero or no end)",
-            run.commands.len(),
-            failures.len()
-        ),
-    ));
-    if let Some(path) = timeline {
-        out.push(field("timeline", path.display().to_string()));
+    if failures.is_empty() {
+        return Vec::new();
     }
-    if !failures.is_empty() {
-        out.push(String::new());
-        out.push(if failures.first().is_some_and(|(fatal, _)| *fatal) {
-            "non-zero exits and errors, the run's failure first:".into()
+    let mut out = vec![String::new()];
+    out.push(if failures.first().is_some_and(|(fatal, _)| *fatal) {
+        "non-zero exits and errors, the run's failure first:".into()
+    } else {
+        "non-zero exits and errors (a non-zero exit may be an answer, e.g. fuser's 1):".into()
+    });
+    for (fatal, c) in &failures {
+        let mut line = command_line(run, c, true);
+        if *fatal {
+            line.push_str("   ← the run failed here");
+        }
+        out.push(line);
+    }
+    out
+}
+
+/// One node's commands, in order.
+fn node_lines(run: &Run, node: &str) -> Vec<String> {
+    let mut commands: Vec<&Command> = run.commands.iter().filter(|c| c.node == node).collect();
+    commands.sort_by_key(|c| run.offset(c));
+    let failed = commands
+        .iter()
+        .filter(|c| history::outcome(c).failed())
+        .count();
+    let mut out = vec![String::new()];
+    out.push(format!(
+        "{node}: {} command{}{}",
+        commands.len(),
+        if commands.len() == 1 { "" } else { "s" },
+        if failed > 0 {
+            format!(", {failed} non-zero or no end")
         } else {
-            "non-zero exits and errors (a non-zero exit may be an answer, e.g. fuser's 1):".into()
-        });
-        for (fatal, c) in &failures {
-            let mut line = command_line(run, c, true);
-            if *fatal {
-                line.push_str("   ← the run failed here");
-            }
-            out.push(line);
+            String::new()
         }
+    ));
+    for c in commands {
+        out.push(command_line(run, c, false));
     }
-    for node in run.nodes() {
-        let mut commands: Vec<&Command> = run.commands.iter().filter(|c| c.node == node).collect();
-        commands.sort_by_key(|c| run.offset(c));
-        let failed = commands
-            .iter()
-            .filter(|c| history::outcome(c).failed())
-            .count();
-        out.push(String::new());
-        out.push(format!(
-            "{node}: {} command{}{}",
-            commands.len(),
-            if commands.len() == 1 { "" } else { "s" },
-            if failed > 0 {
-                format!(", {failed} non-zero or no end")
-            } else {
-                String::new()
-            }
-        ));
-        for c in commands {
-            out.push(command_line(run, c, false));
-        }
-    }
-    out.join("\n")
+    out
 }

@@ -90,20 +90,14 @@ pub async fn restart(
 ) -> Result<Restarted> {
     let before = topology::states(host, nodes, &[name.to_string()])
         .await?
-        .remove(0);
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::argument(format!("no Arakoon cluster named {name:?}")))?;
     if !before.healthy() && !host.force {
-        return Err(Error::node_state(
-            before
-                .cluster
-                .member_nodes()
-                .first()
-                .copied()
-                .unwrap_or("(cluster)"),
-            format!(
-                "not restarting Arakoon cluster {name}: {} (a restart would lose its quorum)",
-                before.problems()
-            ),
-        ));
+        return Err(before.error(format!(
+            "not restarting Arakoon cluster {name}: {} (a restart would lose its quorum)",
+            before.problems()
+        )));
     }
     let through = hook_node(host, &before, nodes)?;
     let ip = topology::backplane_ip(host, &through)
@@ -211,33 +205,25 @@ async fn wait_restarted(
             master_node: now.master_node().map(str::to_string),
             master: now.master,
         }),
-        Waited::Expired((now, lagging)) => Err(Error::node_state(
-            before
-                .cluster
-                .member_nodes()
-                .first()
-                .copied()
-                .unwrap_or("(cluster)"),
-            format!(
-                "Arakoon cluster {name} is not back {} s after its restart: {}{}",
-                timeout.as_secs(),
-                if lagging.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "members not running again with a new pid on {}; ",
-                        lagging.join(", ")
-                    )
-                },
-                if now.master.is_some() {
-                    "it has a master".to_string()
-                } else {
-                    format!(
-                        "it has {}",
-                        now.no_master.as_ref().map_or("no master", |w| w.as_str())
-                    )
-                }
-            ),
-        )),
+        Waited::Expired((now, lagging)) => Err(before.error(format!(
+            "Arakoon cluster {name} is not back {} s after its restart: {}{}",
+            timeout.as_secs(),
+            if lagging.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "members not running again with a new pid on {}; ",
+                    lagging.join(", ")
+                )
+            },
+            if now.master.is_some() {
+                "it has a master".to_string()
+            } else {
+                format!(
+                    "it has {}",
+                    now.no_master.as_ref().map_or("no master", |w| w.as_str())
+                )
+            }
+        ))),
     }
 }

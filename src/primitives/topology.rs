@@ -232,6 +232,18 @@ impl ClusterState {
         self.master.is_some() && self.down().is_empty()
     }
 
+    /// A failure of the cluster, named after its first member node (the cluster spans nodes;
+    /// the message names the cluster and every member concerned).
+    pub fn error(&self, message: String) -> Error {
+        let node = self
+            .cluster
+            .member_nodes()
+            .first()
+            .copied()
+            .unwrap_or("(no member in the inventory)");
+        Error::node_state(node, message)
+    }
+
     /// What is wrong, as people read it (empty when healthy).
     pub fn problems(&self) -> String {
         let mut out = Vec::new();

@@ -469,21 +469,10 @@ impl Layout {
     }
 }
 
-/// A node, controller or group name: letters, digits, `.`, `_`, `-`, not starting with `-`.
+/// A node, controller or group name: as an inventory's (letters, digits, `.`, `_`, `-`, not
+/// starting with `-`), and not the stored layout's file name.
 fn check_node_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.starts_with('-') {
-        return Err(format!(
-            "expected a name not empty and not starting with '-', found {name:?}"
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "expected a name of letters, digits, '.', '_' and '-', found {c:?} in {name:?}"
-        ));
-    }
+    crate::inventory::check_name(name)?;
     if name == RESERVED_NAME {
         return Err(format!(
             "{name:?} is reserved (the stored layout's file), choose another name"
