@@ -470,7 +470,7 @@ impl Layout {
 }
 
 /// A node, controller or group name: letters, digits, `.`, `_`, `-`, not starting with `-`.
-fn check_node_name(name: &str) -> Result<(), String> {
+pub fn check_node_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.starts_with('-') {
         return Err(format!(
             "expected a name not empty and not starting with '-', found {name:?}"
@@ -494,7 +494,7 @@ fn check_node_name(name: &str) -> Result<(), String> {
 
 /// A cluster, vpool or backend name (it becomes part of job names and paths): letters,
 /// digits, `_` and `-`, not starting with `-`.
-fn check_word(name: &str) -> Result<(), String> {
+pub fn check_word(name: &str) -> Result<(), String> {
     if name.is_empty() || name.starts_with('-') {
         return Err(format!(
             "expected a name not empty and not starting with '-', found {name:?}"
