@@ -104,7 +104,8 @@ fn reset_capture(
     };
     if file.is_some() {
         return Err(Error::Usage(format!(
-            "sim:{name} is a captured cluster: `sim reset` restores what was captured, and              takes no --layout (capture again to change it, or use -i sim for layouts)"
+            "sim:{name} is a captured cluster: `sim reset` restores what was captured, and \
+             takes no --layout (capture again to change it, or use -i sim for layouts)"
         )));
     }
     let restored = crate::sim::capture::restore(&env.state_dir).map_err(|e| Error::Simulator {
@@ -120,7 +121,8 @@ fn reset_capture(
         )));
     };
     Ok(Outcome::Message(format!(
-        "captured cluster sim:{name} reset to its capture of {} at {}: {} storage nodes ({})          and {} controllers in {}",
+        "captured cluster sim:{name} reset to its capture of {} at {}: {} storage nodes ({}) \
+         and {} controllers in {}",
         m.environment,
         m.captured_at,
         m.storage_nodes.len(),
