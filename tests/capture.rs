@@ -352,6 +352,11 @@ fn a_capture_of_the_in_process_cluster_replicates_it_and_only_reads() {
         r.state("five", "node-03").machine_id,
         c.state("node-03").machine_id
     );
+    // A replica is reset to its capture, not to a layout.
+    r.on_replica("five", &["sim", "reset", "--layout", "five.toml"])
+        .run()
+        .code(2)
+        .stderr_has("captured cluster");
     // A second capture of that name must say --replace.
     r.on(&c, &["sim", "capture", "five"])
         .run()
