@@ -93,7 +93,7 @@ impl Legacy {
 /// Options that apply to every subcommand.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Inventory file (TOML), or `sim` / `sim:N` for the built-in simulated cluster
+    /// Inventory file (TOML), `sim` / `sim:N` for the built-in simulated cluster, `sim:NAME` for a captured one
     #[arg(
         short = 'i',
         long,
@@ -280,7 +280,7 @@ pub enum Command {
     /// Print the primitive reference (Markdown, from the code's doc comments)
     #[command(hide = true)]
     Reference,
-    /// Reseed, inspect or break the built-in simulated cluster (-i sim)
+    /// Reseed, inspect or break a simulated cluster (-i sim, sim:N, sim:NAME); capture a real one; list them
     Sim {
         /// What to do
         #[command(subcommand)]
@@ -301,6 +301,9 @@ impl Command {
                 | Command::Completions { .. }
                 | Command::Man
                 | Command::Reference
+                | Command::Sim {
+                    action: SimAction::List
+                }
         )
     }
 
@@ -353,7 +356,7 @@ pub enum HistoryAction {
 /// `ovsup sim …`.
 #[derive(Debug, Subcommand)]
 pub enum SimAction {
-    /// Throw the simulated cluster away and seed it anew: the same layout (sim:N: the built-in one of N nodes), or another one
+    /// Throw the simulated cluster away and seed it anew: the same layout (sim:N: the built-in one of N nodes), or another one; a captured cluster (sim:NAME) gets back what was captured
     Reset {
         /// Seed this layout (TOML: nodes with their init, apt, vpools, backends, ASDs; Arakoon clusters and their members)
         #[arg(long, value_name = "FILE")]
@@ -373,6 +376,20 @@ pub enum SimAction {
         /// Its value (lists are comma-separated; "" for none)
         value: String,
     },
+    /// Read the nodes of -i (read-only: queries only, journaled) and write a simulated cluster replicating them, used as -i sim:NAME
+    Capture {
+        /// The replica's name: -i sim:NAME rehearses on it
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Replace an existing replica of that name (its rehearsals' journals and VM record go with it)
+        #[arg(long)]
+        replace: bool,
+        /// The replica's state directory [default: $XDG_STATE_HOME/ovsup/sim-NAME]; use it with -i sim:NAME --state-dir DIR
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+    },
+    /// List the simulated clusters: the built-in one and the captured ones, with their nodes and when they were captured
+    List,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

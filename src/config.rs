@@ -216,7 +216,8 @@ fn simulated(g: &Global, spec: SimSpec, resetting: bool) -> Result<Environment> 
         (SimSpec::Nodes(n), Some(l)) if resetting || l.nodes.len() != *n => {
             if !resetting {
                 return Err(Error::Usage(format!(
-                    "the simulated cluster in {} has {} storage nodes, not {n}: start over with                      `ovsup -i sim:{n} sim reset` (or use -i sim)",
+                    "the simulated cluster in {} has {} storage nodes, not {n}: start over with \
+                     `ovsup -i sim:{n} sim reset` (or use -i sim)",
                     sim_dir.display(),
                     l.nodes.len()
                 )));
@@ -226,7 +227,8 @@ fn simulated(g: &Global, spec: SimSpec, resetting: bool) -> Result<Environment> 
         (_, Some(l)) => l,
         (SimSpec::Named(n), None) => {
             return Err(Error::Usage(format!(
-                "no captured cluster named {n:?} in {}: capture one with `ovsup -i INVENTORY sim                  capture {n}` (see `ovsup sim list`)",
+                "no captured cluster named {n:?} in {}: capture one with `ovsup -i INVENTORY sim \
+                 capture {n}` (see `ovsup sim list`)",
                 sim_dir.display()
             )));
         }

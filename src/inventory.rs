@@ -328,8 +328,9 @@ impl Inventory {
     }
 
     /// A simulated cluster's inventory: the storage nodes and controllers of `layout` (the
-    /// controllers are excluded, as `update-ovs.py` never targeted them), for the environment
-    /// `name`.
+    /// controllers are excluded, as `update-ovs.py` never targeted them: the built-in layouts'
+    /// are the legacy ones, a captured cluster's are the nodes its inventory excluded), for
+    /// the environment `name`.
     pub fn simulated(layout: &crate::sim::layout::Layout, name: &str) -> Inventory {
         let mut nodes: Vec<Node> = layout
             .inventory()
@@ -352,7 +353,7 @@ impl Inventory {
             name: name.to_string(),
             path: None,
             ssh_config: None,
-            exclude: LEGACY_EXCLUDES.iter().map(|s| s.to_string()).collect(),
+            exclude: layout.controllers.clone(),
             nodes,
             backend: Backend::Sim,
         }

@@ -4,6 +4,9 @@
 //! unreachable).
 
 mod history;
+mod sim;
+
+pub use sim::Captured;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +56,15 @@ pub enum Outcome {
         into: PathBuf,
         /// Whether it was a dry run (nothing changed).
         dry_run: bool,
+    },
+    /// What `ovsup sim capture NAME` read and wrote (or, in a dry run, would write).
+    Captured(Box<Captured>),
+    /// The simulated clusters there are (`ovsup sim list`), and the base directory searched.
+    SimClusters {
+        /// `$XDG_STATE_HOME/ovsup`.
+        base: PathBuf,
+        /// The clusters, by name.
+        found: Vec<crate::sim::capture::ClusterEntry>,
     },
     /// One run told in full (`ovsup history show RUN`), and where its timeline was drawn.
     Run {
@@ -120,6 +132,8 @@ impl Outcome {
                 serde_json::to_value(record.nodes()).unwrap_or(Value::Null)
             }
             Outcome::Run { run, timeline } => history::show_json(run, timeline.as_deref()),
+            Outcome::Captured(c) => c.to_json(),
+            Outcome::SimClusters { found, .. } => sim::list_json(found),
         }
     }
 
@@ -174,6 +188,8 @@ impl Outcome {
                 dry_run,
             } => Some(legacy_import_text(record, from, into, *dry_run)),
             Outcome::Run { run, timeline } => Some(history::show_text(run, timeline.as_deref())),
+            Outcome::Captured(c) => Some(c.to_text()),
+            Outcome::SimClusters { base, found } => Some(sim::list_text(base, found)),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, HistoryAction};
+use crate::cli::{Cli, Command, HistoryAction, SimAction};
 use crate::commands::scripts::{self, Runbook};
 use crate::config::{Config, OutputMode};
 use crate::error::{EXIT_OK, EXIT_USAGE, Error};
@@ -130,6 +130,26 @@ fn execute(
         Command::Nodes { ping } => {
             return crate::commands::nodes::list(config, reporter, *ping, journals);
         }
+        Command::Sim {
+            action:
+                SimAction::Capture {
+                    name,
+                    replace,
+                    into,
+                },
+        } => crate::commands::capture::run(
+            config,
+            reporter,
+            journals,
+            &crate::commands::capture::Request {
+                name,
+                replace: *replace,
+                into: into.as_deref(),
+            },
+        )?,
+        Command::Sim {
+            action: SimAction::List,
+        } => crate::commands::capture::list(cli.global.state_dir.as_deref())?,
         Command::Sim { action } => crate::commands::sim::run(config, action)?,
         Command::History { action, last } => match action {
             None => crate::commands::history::list(config, *last)?,

@@ -1,6 +1,7 @@
 //! All integration tests, in one test binary (one link, shared test bed support).
 mod support;
 
+mod capture;
 mod cli;
 mod completions;
 mod definitions;

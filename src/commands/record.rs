@@ -29,10 +29,11 @@ pub fn begin(config: &Config, host: &Host, ran: &Ran<'_>, journals: &RunJournals
     let env = config.env()?;
     let inventory = match (&config.inventory_file, &env.inventory.backend) {
         (Some(file), _) => file.display().to_string(),
-        (None, Backend::Sim) => format!(
-            "sim:{}",
-            env.inventory.nodes.len() - crate::sim::cluster::CONTROLLERS.len()
-        ),
+        (None, Backend::Sim) => match &env.sim {
+            Some((crate::inventory::SimSpec::Named(name), _)) => format!("sim:{name}"),
+            Some((_, layout)) => format!("sim:{}", layout.nodes.len()),
+            None => "sim".to_string(),
+        },
         (None, Backend::Ssh) => "?".to_string(),
     };
     let begin = Begin {

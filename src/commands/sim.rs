@@ -1,6 +1,7 @@
-//! `ovsup -i sim sim reset|show|fault`: reseed, inspect and break the built-in simulated
-//! cluster, so that a runbook can be rehearsed (and its failure paths seen) before it touches a
-//! real environment.
+//! `ovsup -i sim sim reset|show|fault`: reseed, inspect and break a simulated cluster (the
+//! built-in one, or a captured one, whose reset restores the capture: see
+//! `commands/capture.rs`), so that a runbook can be rehearsed (and its failure paths seen)
+//! before it touches a real environment.
 
 use crate::cli::SimAction;
 use crate::config::Config;
@@ -15,7 +16,9 @@ pub fn run(config: &Config, action: &SimAction) -> Result<Outcome> {
     let env = config.env()?;
     if !env.is_simulated() {
         return Err(Error::Usage(
-            "`ovsup sim` works on the built-in simulated cluster: give -i sim or -i sim:N".into(),
+            "`ovsup sim` works on a simulated cluster: give -i sim, -i sim:N or -i sim:NAME \
+             (`sim capture` and `sim list` work with any -i)"
+                .into(),
         ));
     }
     env.ensure_state_dir()?;
@@ -29,6 +32,9 @@ pub fn run(config: &Config, action: &SimAction) -> Result<Outcome> {
         message: e.to_string(),
     };
     match action {
+        SimAction::Reset { layout: file } if matches!(spec, SimSpec::Named(_)) => {
+            reset_capture(env, spec, file.as_deref())
+        }
         SimAction::Reset { layout: file } => {
             let seeded = match (file, spec) {
                 (Some(file), _) => cluster::reset_from_file(&dir, file).map_err(layout_error)?,
@@ -78,7 +84,55 @@ pub fn run(config: &Config, action: &SimAction) -> Result<Outcome> {
                 .map_err(|e| Error::Usage(e.to_string()))?;
             Ok(Outcome::Message(format!("{node}: {key} = {value}")))
         }
+        SimAction::Capture { .. } | SimAction::List => Err(Error::Internal(
+            "`sim capture` and `sim list` are dispatched by run.rs".into(),
+        )),
     }
+}
+
+/// `ovsup -i sim:NAME sim reset`: a captured cluster gets back what was captured (its
+/// pristine copy); `--layout` does not apply to it.
+fn reset_capture(
+    env: &crate::config::Environment,
+    spec: &SimSpec,
+    file: Option<&std::path::Path>,
+) -> Result<Outcome> {
+    let name = match spec {
+        SimSpec::Named(n) => n,
+        _ => {
+            return Err(Error::Internal(
+                "reset_capture of a built-in cluster".into(),
+            ));
+        }
+    };
+    if file.is_some() {
+        return Err(Error::Usage(format!(
+            "sim:{name} is a captured cluster: `sim reset` restores what was captured, and \
+             takes no --layout (capture again to change it, or use -i sim for layouts)"
+        )));
+    }
+    let restored = crate::sim::capture::restore(&env.state_dir).map_err(|e| Error::Simulator {
+        node: String::new(),
+        message: e.to_string(),
+    })?;
+    let Some(m) = restored else {
+        return Err(Error::Usage(format!(
+            "{} holds no capture ({}/{}): capture one with `ovsup -i INVENTORY sim capture {name}`",
+            env.state_dir.display(),
+            crate::sim::capture::CAPTURE_DIR,
+            crate::sim::capture::MANIFEST_FILE
+        )));
+    };
+    Ok(Outcome::Message(format!(
+        "captured cluster sim:{name} reset to its capture of {} at {}: {} storage nodes ({}) \
+         and {} controllers in {}",
+        m.environment,
+        m.captured_at,
+        m.storage_nodes.len(),
+        m.storage_nodes.join(", "),
+        m.controllers.len(),
+        env.sim_dir().display()
+    )))
 }
 
 /// A layout file's error, at its file, line and column (exit 2), like an inventory's.

@@ -471,7 +471,7 @@ impl Layout {
 
 /// A node, controller or group name: as an inventory's (letters, digits, `.`, `_`, `-`, not
 /// starting with `-`), and not the stored layout's file name.
-fn check_node_name(name: &str) -> Result<(), String> {
+pub fn check_node_name(name: &str) -> Result<(), String> {
     crate::inventory::check_name(name)?;
     if name == RESERVED_NAME {
         return Err(format!(
@@ -483,7 +483,7 @@ fn check_node_name(name: &str) -> Result<(), String> {
 
 /// A cluster, vpool or backend name (it becomes part of job names and paths): letters,
 /// digits, `_` and `-`, not starting with `-`.
-fn check_word(name: &str) -> Result<(), String> {
+pub fn check_word(name: &str) -> Result<(), String> {
     if name.is_empty() || name.starts_with('-') {
         return Err(format!(
             "expected a name not empty and not starting with '-', found {name:?}"

@@ -13,6 +13,7 @@
 //! ([`peers`]), one node's lock at a time, outside their own node's lock.
 
 pub mod arakoon;
+pub mod capture;
 pub mod cli;
 pub mod cluster;
 pub mod error;

@@ -224,7 +224,9 @@ fn base(name: &str, init: Init, apt: AptVariant) -> NodeState {
     }
 }
 
-fn base_files(state: &mut NodeState) {
+/// The directories every simulated node has (`/etc`, `/tmp`, apt's and dpkg's, and
+/// `/run/systemd/system` on a systemd node, which is how its init system is detected).
+pub fn base_files(state: &mut NodeState) {
     let fs = VirtualFs::new(std::mem::take(&mut state.files));
     let mut dirs = vec![
         "/etc".to_owned(),

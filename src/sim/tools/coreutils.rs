@@ -23,6 +23,7 @@ pub fn handles(name: &str) -> bool {
             | "rm"
             | "sed"
             | "echo"
+            | "grep"
             | "true"
             | "false"
     )
@@ -57,6 +58,7 @@ pub fn run(ctx: &mut Ctx<'_>, argv: &[String]) -> SimOutput {
         "mkdir" => mkdir(fs, &args),
         "rm" => rm(fs, &args),
         "sed" => sed(fs, &args),
+        "grep" => grep(fs, &args),
         _ => None,
     };
     answer.unwrap_or_else(|| SimOutput::not_simulated(&join(argv)))
@@ -241,6 +243,55 @@ fn literal(s: &str, delim: char, is_pattern: bool) -> Option<String> {
     Some(out)
 }
 
+/// `grep [-e] PATTERN FILE`, PATTERN a literal or `^` and a literal (what the capture asks
+/// of `settings.py`): the matching lines, exit 0; none, exit 1; no such file, exit 2.
+fn grep(fs: &dyn Fs, args: &[&str]) -> Option<SimOutput> {
+    let (pattern, file) = match args {
+        ["-e", p, f] => (*p, *f),
+        [p, f] if !p.starts_with('-') => (*p, *f),
+        _ => return None,
+    };
+    if file.starts_with('-') {
+        return None;
+    }
+    let (anchored, rest) = match pattern.strip_prefix('^') {
+        Some(r) => (true, r),
+        None => (false, pattern),
+    };
+    let needle = literal(rest, '\0', true)?;
+    let content = match (fs.kind(file), fs.read(file)) {
+        (Some(Kind::Dir), _) => {
+            return Some(SimOutput::fail(
+                2,
+                format!("grep: {file}: Is a directory\n"),
+            ));
+        }
+        (_, Ok(c)) => c,
+        (_, Err(_)) => {
+            return Some(SimOutput::fail(
+                2,
+                format!("grep: {file}: No such file or directory\n"),
+            ));
+        }
+    };
+    let found: String = content
+        .lines()
+        .filter(|l| {
+            if anchored {
+                l.starts_with(&needle)
+            } else {
+                l.contains(&needle)
+            }
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    Some(if found.is_empty() {
+        SimOutput::fail(1, "")
+    } else {
+        SimOutput::ok(found)
+    })
+}
+
 /// `sed -i[SUFFIX] [-e] 's/^PREFIX.*/REPLACEMENT/' FILE…`: replaces every line that starts
 /// with PREFIX by REPLACEMENT, keeping FILE+SUFFIX as a backup when SUFFIX is given.
 fn sed(fs: &dyn Fs, args: &[&str]) -> Option<SimOutput> {
@@ -354,6 +405,26 @@ mod tests {
             run(&n, "cat /nope").stderr,
             "cat: /nope: No such file or directory\n"
         );
+    }
+
+    #[test]
+    fn grep_a_literal_or_an_anchored_one() {
+        let (_d, n) = node(Init::Upstart, AptVariant::V1_0);
+        let f = "/opt/OpenvStorage/webapps/api/settings.py";
+        let o = run(&n, &format!("grep '^ALLOWED_HOSTS' {f}"));
+        assert_eq!(
+            (o.code, o.stdout.as_str()),
+            (0, "ALLOWED_HOSTS = ['localhost']\n")
+        );
+        assert_eq!(
+            run(&n, &format!("grep -e DEBUG {f}")).stdout,
+            "DEBUG = False\n"
+        );
+        assert_eq!(run(&n, &format!("grep '^localhost' {f}")).code, 1);
+        let o = run(&n, "grep x /nosuch");
+        assert_eq!(o.code, 2);
+        assert!(o.stderr.contains("No such file or directory"), "{o:?}");
+        assert_eq!(run(&n, &format!("grep 'A.*' {f}")).code, 127);
     }
 
     #[test]
