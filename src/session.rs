@@ -14,7 +14,7 @@ use crate::report::{Event, Level, Reporter};
 use crate::state::journal::Journal;
 use crate::transport::Transport;
 use crate::transport::sim::SimTransport;
-use crate::transport::ssh::SshTransport;
+use crate::transport::ssh::{SshOptions, SshTransport};
 
 /// Everything a run holds open; closed in order by [`Session::close`].
 pub struct Session {
@@ -37,7 +37,7 @@ impl Session {
         let journal = journal
             .map(|n| Journal::create(&state_dir, n))
             .transpose()?;
-        let transport = transport(env)?;
+        let transport = transport(env, config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("ovsup")
@@ -71,9 +71,16 @@ impl Session {
 }
 
 /// How the environment's nodes are reached.
-fn transport(env: &Environment) -> Result<Transport> {
+fn transport(env: &Environment, config: &Config) -> Result<Transport> {
     Ok(match env.inventory.backend {
-        Backend::Ssh => Transport::Ssh(SshTransport::new(env.inventory.ssh_config.clone())?),
+        Backend::Ssh => {
+            let control = env.control_dir()?;
+            Transport::Ssh(SshTransport::new(SshOptions {
+                ssh_config: env.inventory.ssh_config.clone(),
+                control_dir: control.ensure()?.to_path_buf(),
+                persist: config.control_persist,
+            })?)
+        }
         Backend::Sim => {
             let dir = env.sim_dir();
             let storage = env.inventory.nodes.len() - crate::sim::cluster::CONTROLLERS.len();

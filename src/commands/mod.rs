@@ -1,6 +1,7 @@
 //! The subcommands, each in its own file. Each takes the resolved [`crate::config::Config`] and
 //! returns a typed [`crate::outcome::Outcome`]; only `run.rs` renders it.
 
+pub mod disconnect;
 pub mod history;
 pub mod legacy;
 pub mod manual;
