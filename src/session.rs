@@ -38,6 +38,9 @@ impl Session {
             .map(|n| Journal::create(&state_dir, n))
             .transpose()?;
         let transport = transport(env, config)?;
+        if env.inventory.backend == Backend::Ssh {
+            raise_open_files_limit(env.inventory.nodes.len(), config.forks, &reporter);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("ovsup")
@@ -91,6 +94,28 @@ fn transport(env: &Environment, config: &Config) -> Result<Transport> {
             Transport::Sim(SimTransport::new(dir))
         }
     })
+}
+
+/// Every node whose run lock is held keeps three descriptors open (the lock session's socket
+/// and pipes), and every command in flight three more: 500 nodes need more than the common
+/// soft limit of 1024. Raise the soft limit to the hard one, and warn when even that is short.
+fn raise_open_files_limit(nodes: usize, forks: usize, reporter: &Arc<dyn Reporter>) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let need = 3 * nodes + 3 * forks + 64;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    if hard < need as u64 {
+        reporter.report(Event::Log {
+            level: Level::Warn,
+            message: format!(
+                "at most {hard} open files (ulimit -Hn): {nodes} nodes and --forks {forks} may need {need}; lower --forks or raise the limit"
+            ),
+        });
+    }
 }
 
 /// The first Ctrl-C stops new work (the script at its next operation, waits at once, no new
