@@ -111,7 +111,7 @@ pub struct Global {
     #[arg(long, global = true, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
 
-    /// State directory [default: $XDG_STATE_HOME/ovsup/<inventory file stem>]
+    /// State directory [default: $XDG_STATE_HOME/ovsup/<environment name>]
     #[arg(long, env = "OVSUP_STATE_DIR", global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 

@@ -202,8 +202,14 @@ fn a_killed_runs_lock_dies_with_it_and_its_masters_are_reused_not_orphaned() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start ovsup");
+    // The holder file says the run holds the lock (probing the lock itself now could make
+    // the run's own attempt find it busy).
+    let holder = format!("\"pid\":{}", child.id());
     wait_until("the run holds the lock on every node", || {
-        bed.nodes().iter().all(|n| !lock_free(n))
+        bed.nodes().iter().all(|n| {
+            std::fs::read_to_string(n.root_path().join("var/lib/ovsup/run.lock.holder"))
+                .is_ok_and(|h| h.contains(&holder))
+        })
     });
     wait_until("the commands run on every node", || {
         bed.nodes().iter().all(|n| {
@@ -225,8 +231,16 @@ fn a_killed_runs_lock_dies_with_it_and_its_masters_are_reused_not_orphaned() {
                 .iter()
                 .filter(|n| !lock_free(n))
                 .map(|n| {
-                    let ps = n.sh_local("ps -eo pid,ppid,args");
-                    format!("{}:\n{}", n.name(), String::from_utf8_lossy(&ps.stdout))
+                    let why = n.sh_local(
+                        "flock -n /var/lib/ovsup/run.lock true; echo \"flock: $?\"; \
+                         ls -lai /var/lib/ovsup; cat /proc/locks",
+                    );
+                    format!(
+                        "{}:\n{}{}",
+                        n.name(),
+                        String::from_utf8_lossy(&why.stdout),
+                        String::from_utf8_lossy(&why.stderr)
+                    )
                 })
                 .collect();
             panic!(

@@ -276,6 +276,7 @@ impl TestBed {
 
     fn launch(opts: TestBedBuilder) -> TestBed {
         require_root();
+        raise_open_files_limit();
         let t0 = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("ovsup-bed-")
@@ -1087,6 +1088,31 @@ impl Holder {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+/// A node keeps three descriptors open in this process (its address claim, its holder's
+/// stdin and stdout): 500 nodes need more than the common soft limit of 1024. Raise the soft
+/// limit to the hard one.
+fn raise_open_files_limit() {
+    #[repr(C)]
+    struct Rlimit {
+        cur: u64,
+        max: u64,
+    }
+    unsafe extern "C" {
+        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
+        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+    }
+    const RLIMIT_NOFILE: i32 = 7;
+    let mut r = Rlimit { cur: 0, max: 0 };
+    // SAFETY: both calls only read or write the struct we pass (the kernel's layout on 64-bit
+    // Linux: two unsigned 64-bit limits).
+    unsafe {
+        if getrlimit(RLIMIT_NOFILE, &mut r) == 0 && r.cur < r.max {
+            r.cur = r.max;
+            setrlimit(RLIMIT_NOFILE, &r);
+        }
+    }
+}
 
 /// Allocates a loopback address `127.X.Y.Z` (X in 1..=254, Z in 1..=254) for one node.
 ///
