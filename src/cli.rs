@@ -155,6 +155,10 @@ pub struct Global {
     #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=604800))]
     pub command_timeout: Option<u64>,
 
+    /// How long SSH masters stay open after the last run that used them, for the next run to reuse (0: close them at the end of each run)
+    #[arg(long, env = "OVSUP_CONTROL_PERSIST", global = true, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=86400))]
+    pub control_persist: u64,
+
     /// How long apt and dpkg wait for a lock another process holds [default: the inventory's apt_lock_wait, else 120]
     #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=86400))]
     pub apt_lock_wait: Option<u64>,
@@ -240,6 +244,8 @@ pub enum Command {
         #[arg(long)]
         ping: bool,
     },
+    /// Close the SSH masters this environment's runs left open (ssh -O exit); the next run connects anew
+    Disconnect,
     /// List the runbooks, with their description and where each comes from
     List,
     /// Print a runbook's source

@@ -39,6 +39,11 @@ impl Environment {
     pub fn sim_dir(&self) -> PathBuf {
         self.state_dir.join("sim")
     }
+
+    /// Where the SSH masters of the environment keep their control sockets.
+    pub fn control_dir(&self) -> Result<crate::state::control::ControlDir> {
+        crate::state::control::ControlDir::of(&self.state_dir)
+    }
 }
 
 /// Everything a command needs from the command line, resolved.
@@ -71,6 +76,8 @@ pub struct Config {
     pub assume_yes: bool,
     /// `--skip-vm`.
     pub skip_vm: bool,
+    /// `--control-persist`: how long SSH masters outlive the last run that used them.
+    pub control_persist: std::time::Duration,
 }
 
 impl Config {
@@ -123,6 +130,7 @@ impl Config {
             force: g.force,
             assume_yes: g.yes,
             skip_vm: g.skip_vm,
+            control_persist: std::time::Duration::from_secs(g.control_persist),
         })
     }
 

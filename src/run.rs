@@ -157,6 +157,7 @@ fn execute(
                 crate::commands::history::show(config, run, timeline.as_deref())?
             }
         },
+        Command::Disconnect => crate::commands::disconnect::run(config)?,
         Command::ImportLegacy => crate::commands::legacy::import(config, reporter, journals)?,
         Command::Definitions { dir } => crate::commands::manual::definitions(dir)?,
         Command::Completions { shell } => crate::commands::manual::completions(*shell)?,

@@ -14,7 +14,7 @@ use crate::report::{Event, Level, Reporter};
 use crate::state::journal::Journal;
 use crate::transport::Transport;
 use crate::transport::sim::SimTransport;
-use crate::transport::ssh::SshTransport;
+use crate::transport::ssh::{SshOptions, SshTransport};
 
 /// Everything a run holds open; closed in order by [`Session::close`].
 pub struct Session {
@@ -37,7 +37,10 @@ impl Session {
         let journal = journal
             .map(|n| Journal::create(&state_dir, n))
             .transpose()?;
-        let transport = transport(env)?;
+        let transport = transport(env, config)?;
+        if env.inventory.backend == Backend::Ssh {
+            raise_open_files_limit(env.inventory.nodes.len(), config.forks, &reporter);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("ovsup")
@@ -71,9 +74,16 @@ impl Session {
 }
 
 /// How the environment's nodes are reached.
-fn transport(env: &Environment) -> Result<Transport> {
+fn transport(env: &Environment, config: &Config) -> Result<Transport> {
     Ok(match env.inventory.backend {
-        Backend::Ssh => Transport::Ssh(SshTransport::new(env.inventory.ssh_config.clone())?),
+        Backend::Ssh => {
+            let control = env.control_dir()?;
+            Transport::Ssh(SshTransport::new(SshOptions {
+                ssh_config: env.inventory.ssh_config.clone(),
+                control_dir: control.ensure()?.to_path_buf(),
+                persist: config.control_persist,
+            })?)
+        }
         Backend::Sim => {
             let dir = env.sim_dir();
             let layout = env.sim.as_ref().map(|(_, l)| l).ok_or_else(|| {
@@ -86,6 +96,28 @@ fn transport(env: &Environment) -> Result<Transport> {
             Transport::Sim(SimTransport::new(dir))
         }
     })
+}
+
+/// Every node whose run lock is held keeps three descriptors open (the lock session's socket
+/// and pipes), and every command in flight three more: 500 nodes need more than the common
+/// soft limit of 1024. Raise the soft limit to the hard one, and warn when even that is short.
+fn raise_open_files_limit(nodes: usize, forks: usize, reporter: &Arc<dyn Reporter>) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let need = 3 * nodes + 3 * forks + 64;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    if hard < need as u64 {
+        reporter.report(Event::Log {
+            level: Level::Warn,
+            message: format!(
+                "at most {hard} open files (ulimit -Hn): {nodes} nodes and --forks {forks} may need {need}; lower --forks or raise the limit"
+            ),
+        });
+    }
 }
 
 /// The first Ctrl-C stops new work (the script at its next operation, waits at once, no new

@@ -13,6 +13,7 @@ mod history;
 mod host_primitives;
 mod import_legacy;
 mod interrupt;
+mod masters;
 mod primitives_apt;
 mod primitives_cluster;
 mod primitives_services;

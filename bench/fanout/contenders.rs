@@ -22,14 +22,23 @@ pub struct Ctx<'a> {
     pub inventory: PathBuf,
     pub state_dir: &'a Path,
     pub work: &'a Path,
-    /// ovsup's TMPDIR: its control directories (and so its masters' command lines) are under it.
+    /// ovsup's TMPDIR.
     pub ovsup_tmp: &'a Path,
     pub n: usize,
+}
+
+impl Ctx<'_> {
+    /// Where ovsup's masters keep their sockets (their command lines name it).
+    pub fn control_dir(&self) -> PathBuf {
+        self.state_dir.join("ssh")
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
 pub enum Contender {
     OvsupCold,
+    /// A read-only fan-out (`query`): no run lock on the nodes.
+    OvsupColdRead,
     PlainCold,
     PlainColdWrapped,
     /// Establish ControlMasters (cold), then the warm rounds over them, then close them.
@@ -48,6 +57,7 @@ pub fn warm_up(ctx: &Ctx<'_>) {
 pub fn run_contender(ctx: &Ctx<'_>, c: Contender, warm: bool) -> Vec<Duration> {
     match c {
         Contender::OvsupCold => vec![ovsup_cold(ctx, false).0],
+        Contender::OvsupColdRead => vec![ovsup_cold_read(ctx)],
         Contender::PlainCold => vec![plain_cold(ctx, "true")],
         Contender::PlainColdWrapped => vec![plain_cold(ctx, WRAPPED_TRUE)],
         Contender::ControlMaster => {
@@ -109,7 +119,9 @@ fn run_ovsup(
         child.wait().expect("wait ovsup")
     };
     let took = start.elapsed();
-    wait_gone(ctx.ovsup_tmp);
+    // The masters stay for the next invocation (the default): close them, untimed, so that
+    // every cold run is cold.
+    disconnect(ctx);
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
     let result: Option<serde_json::Value> = stdout
@@ -135,6 +147,64 @@ fn vm_hwm_kib(status: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// `ovsup -i INV --state-dir DIR --forks N --json ARGS…` to its end, which must succeed; its
+/// wall time. The masters it opened stay.
+pub fn run_ovsup_args(ctx: &Ctx<'_>, args: &[&str]) -> Duration {
+    let out_path = ctx.work.join("ovsup.stdout");
+    let err_path = ctx.work.join("ovsup.stderr");
+    let start = Instant::now();
+    let status = Command::new(ctx.ovsup)
+        .arg("-i")
+        .arg(&ctx.inventory)
+        .arg("--state-dir")
+        .arg(ctx.state_dir)
+        .arg("--forks")
+        .arg(ctx.n.to_string())
+        .arg("--json")
+        .args(args)
+        .env_remove("OVSUP_INVENTORY")
+        .env_remove("OVSUP_STATE_DIR")
+        .env("TMPDIR", ctx.ovsup_tmp)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create ovsup.stdout"))
+        .stderr(File::create(&err_path).expect("create ovsup.stderr"))
+        .status()
+        .expect("start ovsup");
+    let took = start.elapsed();
+    if !status.success() {
+        panic!(
+            "fanout: ovsup {args:?} failed ({status}) on {} nodes\nstdout tail:\n{}\nstderr:\n{}",
+            ctx.n,
+            tail(&fs::read_to_string(&out_path).unwrap_or_default(), 5),
+            fs::read_to_string(&err_path).unwrap_or_default()
+        );
+    }
+    took
+}
+
+/// `ovsup disconnect` on the bench's environment, and wait until its masters are gone.
+pub fn disconnect(ctx: &Ctx<'_>) {
+    let st = Command::new(ctx.ovsup)
+        .arg("-i")
+        .arg(&ctx.inventory)
+        .arg("--state-dir")
+        .arg(ctx.state_dir)
+        .arg("disconnect")
+        .env_remove("OVSUP_INVENTORY")
+        .env_remove("OVSUP_STATE_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run ovsup disconnect");
+    assert!(st.success(), "ovsup disconnect failed ({st})");
+    wait_gone(&ctx.control_dir());
+}
+
+/// Cold ovsup, read-only: `query(nodes(), "true")` takes no run lock.
+fn ovsup_cold_read(ctx: &Ctx<'_>) -> Duration {
+    run_ovsup(ctx, r#"query(nodes(), "true")"#, false).0
 }
 
 /// Cold ovsup: the whole process (start, connect every node, run, close the masters).
@@ -214,14 +284,14 @@ fn plain_cold(ctx: &Ctx<'_>, remote: &str) -> Duration {
 
 /// ControlMasters of every node, opened by `ssh -o ControlMaster=yes -o ControlPersist=60 …
 /// true` all at once; closed with `ssh -O exit` on drop.
-struct Masters<'a> {
+pub struct Masters<'a> {
     ctx: &'a Ctx<'a>,
     dir: tempfile::TempDir,
     took: Duration,
 }
 
 impl<'a> Masters<'a> {
-    fn establish(ctx: &'a Ctx<'a>) -> Masters<'a> {
+    pub fn establish(ctx: &'a Ctx<'a>) -> Masters<'a> {
         // Short: the socket path (plus a temporary suffix) must fit in 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("fo-")
@@ -237,6 +307,21 @@ impl<'a> Masters<'a> {
         opts.extend(["-o".into(), "ControlPersist=60".into()]);
         m.took = run_all(ssh_commands(ctx, &opts, "true", "cm"), "ssh ControlMaster");
         m
+    }
+
+    /// The control directory (the masters' command lines name it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// One fan-out of `remote` over the masters (N `ssh` at once); its time.
+    pub fn round(&self, ctx: &Ctx<'_>, remote: &str) -> Duration {
+        let mut opts = self.path_opts();
+        opts.extend(["-o".into(), "ControlMaster=no".into()]);
+        run_all(
+            ssh_commands(ctx, &opts, remote, "mux"),
+            "ssh over ControlMaster",
+        )
     }
 
     fn path_opts(&self) -> Vec<String> {

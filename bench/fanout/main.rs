@@ -20,6 +20,8 @@
 mod config;
 mod contenders;
 mod measure;
+mod peers;
+mod procedure;
 mod procs;
 mod report;
 
@@ -47,27 +49,72 @@ fn main() {
         println!("fanout: WARNING: the ovsup binary is not a release build");
     }
     let busy_before = busy_before();
-    let max_n = *cfg.nodes.iter().max().expect("at least one node count");
+    let max_n = cfg.max_nodes();
     let t0 = Instant::now();
+    let bin = (!cfg.peers.is_empty()).then(peers::venv);
     let bed = TestBed::builder().nodes(max_n).start();
+    let bringup = bed.bringup_time();
     println!(
         "fanout: test bed of {max_n} nodes up in {:.1} s",
-        bed.bringup_time().as_secs_f64()
+        bringup.as_secs_f64()
     );
     let work = Work::create();
     let variants = variants(&cfg, &bed, work.dir.path());
     let results = measure_all(&cfg, &bed, &ovsup, &work, &variants);
+    let peer_results = match (&bin, variants.iter().find(|v| !v.warm)) {
+        (Some(bin), Some(curve)) => cfg
+            .peers
+            .iter()
+            .map(|&n| {
+                let ctx = ctx(&bed, &ovsup, &work, curve, n);
+                println!("fanout: peers at {n} nodes …");
+                peers::measure(&ctx, &cfg, bin)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    drop(bed);
+    let procedures: Vec<procedure::ProcedureResult> = cfg
+        .procedure
+        .iter()
+        .map(|&n| {
+            println!("fanout: the operator's procedure at {n} storage nodes …");
+            procedure::measure(&ovsup, work.dir.path(), n)
+        })
+        .collect();
     let total = t0.elapsed();
 
-    let report = render(&cfg, &results, total, bench_mode);
+    let report = render(
+        &cfg,
+        &results,
+        &peer_results,
+        &procedures,
+        (max_n, bringup),
+        total,
+        bench_mode,
+    );
     println!("\n{report}");
     if bench_mode && let Some(path) = &cfg.results {
         let md = format!("{}\n{report}", machine_header(busy_before));
         fs::write(path, md).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         println!("fanout: wrote {}", path.display());
     }
-    drop(bed);
     drop(work);
+}
+
+/// The context of a measurement at `n` nodes with the ssh config of `v`.
+fn ctx<'a>(bed: &'a TestBed, ovsup: &'a Path, work: &'a Work, v: &'a Variant, n: usize) -> Ctx<'a> {
+    Ctx {
+        kex: &v.label,
+        ovsup,
+        bed,
+        ssh_config: &v.ssh_config,
+        inventory: write_inventory(bed, work.dir.path(), &v.ssh_config, n, &v.label),
+        state_dir: &work.state_dir,
+        work: work.dir.path(),
+        ovsup_tmp: &work.ovsup_tmp,
+        n,
+    }
 }
 
 /// Other work on the machine skews the comparison (the contenders are CPU-bound and spawn
@@ -100,7 +147,14 @@ impl Work {
             .tempdir()
             .expect("create the benchmark's temp dir");
         let state_dir = dir.path().join("state");
-        fs::create_dir(&state_dir).expect("create state dir");
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // Private, as ovsup requires of a state directory.
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&state_dir)
+                .expect("create state dir");
+        }
         let ovsup_tmp = dir.path().join("t");
         fs::create_dir(&ovsup_tmp).expect("create ovsup's TMPDIR");
         Work {
@@ -113,7 +167,14 @@ impl Work {
 
 /// The default ssh configuration (cold and warm), and the curve25519 one (cold) unless off.
 fn variants(cfg: &Config, bed: &TestBed, dir: &Path) -> Vec<Variant> {
-    let mut variants = vec![Variant::new(bed, dir, "default", None, true)];
+    let mut variants = vec![Variant::new(
+        bed,
+        dir,
+        "default",
+        None,
+        true,
+        cfg.nodes.clone(),
+    )];
     if cfg.curve25519 {
         variants.push(Variant::new(
             bed,
@@ -121,6 +182,7 @@ fn variants(cfg: &Config, bed: &TestBed, dir: &Path) -> Vec<Variant> {
             "curve25519-sha256",
             Some("KexAlgorithms curve25519-sha256"),
             false,
+            cfg.nodes_curve.clone(),
         ));
     }
     variants
@@ -136,18 +198,8 @@ fn measure_all(
 ) -> Vec<Measured> {
     let mut results = Vec::new();
     for v in variants {
-        for &n in &cfg.nodes {
-            let ctx = Ctx {
-                kex: &v.label,
-                ovsup,
-                bed,
-                ssh_config: &v.ssh_config,
-                inventory: write_inventory(bed, work.dir.path(), &v.ssh_config, n, &v.label),
-                state_dir: &work.state_dir,
-                work: work.dir.path(),
-                ovsup_tmp: &work.ovsup_tmp,
-                n,
-            };
+        for &n in &v.nodes {
+            let ctx = ctx(bed, ovsup, work, v, n);
             println!("fanout: kex {}, {n} nodes …", v.label);
             let r = measure(&ctx, cfg, v.warm);
             print_progress(&r);

@@ -12,6 +12,8 @@ use crate::procs::{CpuSnap, cpu_busy, procs, reap_adopted, sshd_pids};
 #[derive(Default)]
 pub struct Samples {
     pub ovsup_cold: Vec<Duration>,
+    /// `query` (read-only: no run lock).
+    pub ovsup_cold_read: Vec<Duration>,
     pub plain_cold: Vec<Duration>,
     /// Plain ssh running what ovsup sends for `true` (its `timeout … sh -c` wrapper).
     pub plain_cold_wrapped: Vec<Duration>,
@@ -40,6 +42,7 @@ pub fn measure(ctx: &Ctx<'_>, cfg: &Config, warm: bool) -> Measured {
     let mut s = Samples::default();
     let mut contenders = vec![
         Contender::OvsupCold,
+        Contender::OvsupColdRead,
         Contender::PlainCold,
         Contender::PlainColdWrapped,
         Contender::ControlMaster,
@@ -52,7 +55,8 @@ pub fn measure(ctx: &Ctx<'_>, cfg: &Config, warm: bool) -> Measured {
     warm_up(ctx);
     cleanup(ctx);
 
-    for rep in 0..cfg.reps {
+    let reps = cfg.reps_at(ctx.n);
+    for rep in 0..reps {
         for c in order(&contenders, rep) {
             let (times, other) = timed_run(ctx, cfg, c, warm, &mut s);
             s.other.push(other);
@@ -62,10 +66,10 @@ pub fn measure(ctx: &Ctx<'_>, cfg: &Config, warm: bool) -> Measured {
     Measured {
         kex: ctx.kex.to_string(),
         n: ctx.n,
-        reps: cfg.reps,
+        reps,
         s,
         warm,
-        mem_kib: peak_memory(ctx, warm),
+        mem_kib: peak_memory(ctx),
     }
 }
 
@@ -118,6 +122,7 @@ fn file_times(s: &mut Samples, c: Contender, times: Vec<Duration>, warm: bool) {
     let mut next = || times.next().expect("a time per sample");
     match c {
         Contender::OvsupCold => s.ovsup_cold.push(next()),
+        Contender::OvsupColdRead => s.ovsup_cold_read.push(next()),
         Contender::PlainCold => s.plain_cold.push(next()),
         Contender::PlainColdWrapped => s.plain_cold_wrapped.push(next()),
         Contender::ControlMaster => {
@@ -132,18 +137,14 @@ fn file_times(s: &mut Samples, c: Contender, times: Vec<Duration>, warm: bool) {
 }
 
 /// ovsup's peak memory: separate runs, so that polling /proc doesn't disturb the timings.
-fn peak_memory(ctx: &Ctx<'_>, warm: bool) -> Vec<u64> {
-    if warm {
-        (0..MEM_RUNS)
-            .filter_map(|_| {
-                let m = ovsup_cold(ctx, true).1;
-                cleanup(ctx);
-                m
-            })
-            .collect()
-    } else {
-        Vec::new()
-    }
+fn peak_memory(ctx: &Ctx<'_>) -> Vec<u64> {
+    (0..MEM_RUNS)
+        .filter_map(|_| {
+            let m = ovsup_cold(ctx, true).1;
+            cleanup(ctx);
+            m
+        })
+        .collect()
 }
 
 /// After a run: waits (bounded) until every node's sshd has reaped its sessions, so that their

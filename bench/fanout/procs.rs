@@ -18,7 +18,17 @@ mod sys {
     unsafe extern "C" {
         pub fn prctl(option: i32, ...) -> i32;
         pub fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+        pub fn getrusage(who: i32, usage: *mut Rusage) -> i32;
     }
+    /// `struct rusage` on 64-bit Linux: two `timeval`s, then 14 longs.
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct Rusage {
+        pub utime: [i64; 2],
+        pub stime: [i64; 2],
+        pub rest: [i64; 14],
+    }
+    pub const RUSAGE_CHILDREN: i32 = -1;
     pub const PR_SET_CHILD_SUBREAPER: i32 = 36;
     pub const WNOHANG: i32 = 1;
 }
@@ -45,12 +55,38 @@ pub fn reap_adopted(keep: &[u32]) {
     }
 }
 
+/// CPU time (user + system) of every descendant this process has reaped so far: the
+/// contenders, what they reaped, and the detached processes we adopted and reaped.
+pub fn children_cpu() -> Duration {
+    let mut r = sys::Rusage::default();
+    // SAFETY: getrusage fills the struct we pass; the layout is the kernel's on x86-64/arm64.
+    unsafe { sys::getrusage(sys::RUSAGE_CHILDREN, &mut r) };
+    let us = |t: [i64; 2]| Duration::from_micros((t[0] * 1_000_000 + t[1]).max(0) as u64);
+    us(r.utime) + us(r.stime)
+}
+
+/// CPU time (user + system, own only) of the live processes whose command line contains
+/// `marker` (ssh masters, which outlive the process that started them).
+pub fn cpu_of_naming(marker: &Path) -> Duration {
+    let marker = marker.as_os_str().as_encoded_bytes();
+    let ticks: u64 = procs()
+        .filter(|p| {
+            fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|c| c.windows(marker.len()).any(|w| w == marker))
+        })
+        .map(|p| p.own_ticks)
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 pub struct Proc {
     pub pid: u32,
     pub ppid: u32,
     state: char,
     /// utime + stime + cutime + cstime, in clock ticks.
     ticks: u64,
+    /// utime + stime, in clock ticks.
+    own_ticks: u64,
 }
 
 fn proc_stat(pid: &str) -> Option<Proc> {
@@ -63,6 +99,7 @@ fn proc_stat(pid: &str) -> Option<Proc> {
         ppid: field(4)? as u32,
         state: rest.first()?.chars().next()?,
         ticks: field(14)? + field(15)? + field(16)? + field(17)?,
+        own_ticks: field(14)? + field(15)?,
     })
 }
 

@@ -2,6 +2,7 @@
 //! returns a typed [`crate::outcome::Outcome`]; only `run.rs` renders it.
 
 pub mod capture;
+pub mod disconnect;
 pub mod history;
 pub mod legacy;
 pub mod manual;

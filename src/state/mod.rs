@@ -1,8 +1,10 @@
 //! The state directory: everything ovsup keeps between runs of one environment — the run
 //! journal, the VM record, the steps in progress, the run lock — one directory per
 //! environment (`$XDG_STATE_HOME/ovsup/<environment name>`), private to the user (0700, its
-//! files 0600), marked with the environment it belongs to.
+//! files 0600), marked with the environment it belongs to. The SSH masters' control sockets
+//! live in its `ssh/` directory (`control`), so that they outlive a run.
 
+pub mod control;
 pub mod environment;
 pub mod journal;
 pub mod lock;

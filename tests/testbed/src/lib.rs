@@ -100,6 +100,7 @@ pub struct TestBedBuilder {
     lean_shell: bool,
     ssh_config_extra: String,
     port: Option<u16>,
+    extra_port: Option<u16>,
 }
 
 impl Default for TestBedBuilder {
@@ -119,6 +120,7 @@ impl Default for TestBedBuilder {
             lean_shell: true,
             ssh_config_extra: String::new(),
             port: None,
+            extra_port: None,
         }
     }
 }
@@ -233,6 +235,13 @@ impl TestBedBuilder {
         self
     }
 
+    /// A second port every sshd also listens on (the same server: a client that connects to
+    /// it is another connection to the same node).
+    pub fn extra_port(mut self, port: u16) -> Self {
+        self.extra_port = Some(port);
+        self
+    }
+
     /// Creates the keys and files and starts every node; returns once all answer with an
     /// SSH banner. Panics (with the sshd log) on failure.
     pub fn start(self) -> TestBed {
@@ -267,6 +276,7 @@ impl TestBed {
 
     fn launch(opts: TestBedBuilder) -> TestBed {
         require_root();
+        raise_open_files_limit();
         let t0 = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("ovsup-bed-")
@@ -335,7 +345,7 @@ impl TestBed {
                 Some(p) => vec![p],
                 None => vec![22, 2222],
             };
-            let (addr, port, claim) = alloc_addr(&ports);
+            let (addr, port, claim) = alloc_addr(&ports, opts.extra_port);
             let mut groups = s.groups.clone();
             if let Some(extra) = opts.node_groups.get(&s.name) {
                 for g in extra {
@@ -351,6 +361,7 @@ impl TestBed {
                 name: s.name.clone(),
                 addr,
                 port,
+                extra_port: opts.extra_port,
                 dir: nd.clone(),
                 groups,
                 path: node_path.clone(),
@@ -532,8 +543,68 @@ impl TestBed {
     }
 }
 
+impl TestBed {
+    /// The processes outside the nodes whose command line names a file of the bed: the ssh
+    /// clients and masters started against it (an ovsup master has `-F <bed>/ssh_config`, or
+    /// its control socket under a state directory in the bed), and nothing of the nodes.
+    pub fn client_processes(&self) -> Vec<u32> {
+        processes_naming(self.dir.path())
+    }
+}
+
+/// Live processes in this process's mount namespace (so none of a node's), other than this
+/// one, whose command line contains `path`.
+pub fn processes_naming(path: &Path) -> Vec<u32> {
+    let marker = path.as_os_str().as_encoded_bytes();
+    let own_ns = fs::read_link("/proc/self/ns/mnt").ok();
+    let me = std::process::id();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(marker.len()).any(|w| w == marker))
+                && fs::read_link(format!("/proc/{pid}/ns/mnt")).ok() == own_ns
+                && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+        })
+        .collect()
+}
+
+/// SIGKILLs `pids` and waits (bounded) until they are gone.
+pub fn kill_and_wait(pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let _ = Command::new("/usr/bin/kill")
+        .arg("-KILL")
+        .args(pids.iter().map(|p| p.to_string()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && pids.iter().any(|p| {
+            fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+            })
+        })
+    {
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
 impl Drop for TestBed {
     fn drop(&mut self) {
+        // The ssh masters that runs against the bed left open (they would exit by themselves
+        // once their node's sshd is gone, a little later): no client outlives its bed.
+        kill_and_wait(&self.client_processes());
         // Kill everything of every node in one sweep (holders last: while a holder lives, its
         // namespace id can't be reused by someone else's new namespace); each Node's own Drop
         // then only reaps its children.
@@ -558,6 +629,7 @@ pub struct Node {
     name: String,
     addr: Ipv4Addr,
     port: u16,
+    extra_port: Option<u16>,
     dir: PathBuf,
     groups: Vec<String>,
     path: String,
@@ -592,6 +664,11 @@ impl Node {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The second port sshd listens on, if the bed has one ([`TestBedBuilder::extra_port`]).
+    pub fn extra_port(&self) -> Option<u16> {
+        self.extra_port
     }
 
     pub fn socket_addr(&self) -> SocketAddr {
@@ -744,9 +821,14 @@ impl Node {
             );
             let _ = write!(setenv, " \"{k}={v}\"");
         }
+        let extra_listen = self
+            .extra_port
+            .map(|p| format!("ListenAddress {}:{p}\n", self.addr))
+            .unwrap_or_default();
         let cfg = format!(
             "# Written by the ovsup test bed for {name}.\n\
              ListenAddress {addr}:{port}\n\
+             {extra_listen}\
              HostKey {hostkey}\n\
              AuthorizedKeysFile {ak}\n\
              PermitRootLogin prohibit-password\n\
@@ -1007,6 +1089,31 @@ impl Holder {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
+/// A node keeps three descriptors open in this process (its address claim, its holder's
+/// stdin and stdout): 500 nodes need more than the common soft limit of 1024. Raise the soft
+/// limit to the hard one.
+fn raise_open_files_limit() {
+    #[repr(C)]
+    struct Rlimit {
+        cur: u64,
+        max: u64,
+    }
+    unsafe extern "C" {
+        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
+        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+    }
+    const RLIMIT_NOFILE: i32 = 7;
+    let mut r = Rlimit { cur: 0, max: 0 };
+    // SAFETY: both calls only read or write the struct we pass (the kernel's layout on 64-bit
+    // Linux: two unsigned 64-bit limits).
+    unsafe {
+        if getrlimit(RLIMIT_NOFILE, &mut r) == 0 && r.cur < r.max {
+            r.cur = r.max;
+            setrlimit(RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 /// Allocates a loopback address `127.X.Y.Z` (X in 1..=254, Z in 1..=254) for one node.
 ///
 /// Each process walks the 16.5M-address space from its own starting point (a hash of its
@@ -1014,7 +1121,7 @@ impl Holder {
 /// address and two processes start far apart. An address is taken only if this process can
 /// bind a listener on `addr:CLAIM_PORT` (held for the node's life: another process's claim
 /// makes the bind fail, so claims are exclusive across processes) and `addr:port` is free.
-fn alloc_addr(ports: &[u16]) -> (Ipv4Addr, u16, TcpListener) {
+fn alloc_addr(ports: &[u16], extra: Option<u16>) -> (Ipv4Addr, u16, TcpListener) {
     const SPACE: u32 = 254 * 256 * 254;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let pid = std::process::id();
@@ -1028,6 +1135,9 @@ fn alloc_addr(ports: &[u16]) -> (Ipv4Addr, u16, TcpListener) {
         let Ok(claim) = TcpListener::bind((addr, CLAIM_PORT)) else {
             continue; // claimed by another test bed
         };
+        if extra.is_some_and(|p| TcpListener::bind((addr, p)).is_err()) {
+            continue;
+        }
         // Something (a leftover sshd, a wildcard listener) may hold the port already.
         if let Some(&port) = ports
             .iter()
