@@ -527,6 +527,13 @@ fn check_reports_installed_and_candidate_per_component_on_every_node(backend: Ba
     for comp in ["arakoon", "framework", "volumedriver", "alba"] {
         assert_eq!(v[comp], json!({"pending": false, "nodes": {}}), "{v}");
     }
+    // ... and check says so: "nothing pending" from lists never updated means nothing.
+    let stale = ovsup(&c).args(["check"]).run().code(0);
+    for node in c.storage_names() {
+        stale.stderr_has(&format!(
+            "{node}: its apt lists were never updated (no clean apt-get update): run ovsup update first"
+        ));
+    }
     run(&c, &["update"]).code(0);
 
     let expected = |names: &[&str], old: &str, new: &str, nodes: &[String]| {
@@ -560,6 +567,8 @@ fn check_reports_installed_and_candidate_per_component_on_every_node(backend: Ba
         human.stderr_has(&format!("[+] update for {comp}: True"));
     }
     human.stderr_has(&format!("node-03: alba {} → {}", ALBA.1, ALBA.2));
+    // The lists are fresh now: no warning.
+    human.stderr_lacks("apt lists");
 
     // Updates pending on some nodes only are seen (the legacy check looked at one node).
     eval(
