@@ -21,3 +21,4 @@ mod script_errors;
 mod secrets;
 mod sim_cluster;
 mod testbed_selftest;
+mod topology;
