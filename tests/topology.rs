@@ -623,10 +623,17 @@ fn plan_names_every_blocker_and_passes_once_they_are_cleared(backend: Backend) {
     told.stderr_has("blocks: node-01: its apt lists are 48 h old: run ovsup update first")
         .stderr_has("blocks: node-02: dpkg left memcached (")
         .stderr_has("blocks: the VM record already holds 7 VMs");
-    // check warns about the stale lists too.
+    // check warns about the stale lists too, and so does a dangerous step, whose --force
+    // turns each blocker into a loud warning (in a dry run: nothing changes).
     human(&c, &["check"])
         .code(0)
         .stderr_has("warning: node-01: its apt lists are 48 h old: run ovsup update first");
+    let versions = installed(&c);
+    human(&c, &["--force", "--dry-run", "framework"])
+        .code(0)
+        .stderr_has("warning: node-01: its apt lists are 48 h old: run ovsup update first")
+        .stderr_has("--force: framework goes on although node-02: dpkg left memcached (");
+    assert_eq!(installed(&c), versions, "a dry run installed");
 
     // Cleared as each blocker says: the plan passes.
     run(&c, &["update"]).code(0);
