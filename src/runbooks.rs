@@ -218,4 +218,31 @@ mod tests {
         }
         assert!(count >= 11 + 5, "only {count} shipped files");
     }
+
+    /// No two stdlib modules define a function of the same name and arity. Rhai 1.27 caches
+    /// where an unqualified call resolved without telling modules apart, so once
+    /// `pending::pending` had called its `describe(v)`, `prereqs::lines` called it too instead
+    /// of its own `describe(b)` (a plan's refusal listed `()` for every blocker).
+    #[test]
+    fn stdlib_function_names_are_distinct_across_modules() {
+        let sources = Sources::default();
+        let engine = crate::engine::unattached(None, sources.clone());
+        let mut seen: std::collections::BTreeMap<(String, usize), String> = Default::default();
+        for file in crate::engine::resolver::SHIPPED_STDLIB.files() {
+            let name = format!("stdlib/{}", file.path().display());
+            let script = crate::engine::Script {
+                name: name.clone(),
+                text: file.contents_utf8().expect("UTF-8").to_string(),
+            };
+            let ast = crate::engine::compile(&engine, &script, &rhai::Scope::new(), &sources)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            for f in ast.iter_functions() {
+                let key = (f.name.to_string(), f.params.len());
+                if let Some(other) = seen.insert(key.clone(), name.clone()) {
+                    panic!("{}/{} is defined in {other} and in {name}", key.0, key.1);
+                }
+            }
+        }
+        assert!(seen.len() > 20, "only {} stdlib functions", seen.len());
+    }
 }

@@ -24,3 +24,4 @@ mod script_errors;
 mod secrets;
 mod sim_cluster;
 mod testbed_selftest;
+mod topology;

@@ -7,17 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use ovsup::sim::cluster::CONTROLLERS;
-use ovsup::sim::seed::{
-    ALBA, ARAKOON, ARAKOON_CLUSTERS, FRAMEWORK, SETTINGS_PY, VOLUMEDRIVER, asd_ids,
-};
+use ovsup::sim::layout::Layout;
+use ovsup::sim::seed::{ALBA, ARAKOON, FRAMEWORK, SETTINGS_PY, VOLUMEDRIVER, asd_ids};
 use ovsup::sim::state::NodeState;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::support::cluster::{Backend, Cluster};
 use crate::support::ovsup::{Ovsup, Ran};
+use crate::support::topology::{
+    SCRIPTS, asds, assert_hooks_on_members, backends, cluster_names, hook_calls, job_names,
+    member_jobs, member_nodes, pids, restarted, sent_pairs, vpools,
+};
 
-const SCRIPTS: &str = "/opt/code/git/0-complexity/openvcloud/scripts/ovs";
 const READY: &str = "/etc/ready_for_upgrade";
 const ARCHIVES: &str = "/var/cache/apt/archives";
 
@@ -50,9 +52,15 @@ fn eval(c: &Cluster, script: &str) -> Value {
     value(&run(c, &["eval", script]).code(0))
 }
 
-/// `update` then `preprocess`: updates pending everywhere, every node offline.
+/// `update` then `preprocess` on 3 nodes of the legacy layout (every node runs everything):
+/// updates pending everywhere, every node offline.
 fn prepared(backend: Backend) -> Cluster {
-    let c = Cluster::new(backend, 3);
+    prepared_on(backend, Layout::uniform(3))
+}
+
+/// `update` then `preprocess` on the nodes of `layout`.
+fn prepared_on(backend: Backend, layout: Layout) -> Cluster {
+    let c = Cluster::with_layout(backend, layout);
     run(&c, &["update"]).code(0);
     run(&c, &["preprocess"]).code(0);
     c
@@ -297,45 +305,6 @@ fn job_cmd(node: &str, action: &str, job: &str) -> String {
     }
 }
 
-fn pids(c: &Cluster) -> BTreeMap<String, BTreeMap<String, u32>> {
-    c.storage_names()
-        .into_iter()
-        .map(|n| {
-            let jobs = c
-                .state(&n)
-                .jobs
-                .into_iter()
-                .map(|(j, job)| {
-                    assert!(
-                        job.running && job.pid != 0,
-                        "{n}: {j} does not run: {job:?}"
-                    );
-                    (j, job.pid)
-                })
-                .collect();
-            (n, jobs)
-        })
-        .collect()
-}
-
-/// The jobs (of every storage node) whose pid changed between two [`pids`].
-fn restarted(
-    before: &BTreeMap<String, BTreeMap<String, u32>>,
-    after: &BTreeMap<String, BTreeMap<String, u32>>,
-) -> BTreeMap<String, BTreeSet<String>> {
-    before
-        .iter()
-        .map(|(n, jobs)| {
-            let changed = jobs
-                .iter()
-                .filter(|(j, pid)| after[n].get(*j) != Some(pid))
-                .map(|(j, _)| j.clone())
-                .collect();
-            (n.clone(), changed)
-        })
-        .collect()
-}
-
 fn installed(c: &Cluster, node: &str, pkg: &str) -> String {
     c.state(node).packages[pkg]
         .installed
@@ -381,10 +350,6 @@ fn at(history: &[String], line: &str) -> usize {
         .iter()
         .position(|l| l == line)
         .unwrap_or_else(|| panic!("history lacks {line:?}:\n{history:#?}"))
-}
-
-fn arakoon_restart(cluster: &str) -> String {
-    format!("python {SCRIPTS}/arakoon-restart.py --cluster {cluster} --address 10.107.1.11")
 }
 
 /// A map node → set of names, from a runbook value such as `running_vms` or `stop_vms` give.
@@ -467,6 +432,80 @@ fn assert_controllers_untouched(c: &Cluster) {
     }
 }
 
+/// Whether a command line only downloads packages (`apt-get install --download-only`).
+fn is_download(line: &str) -> bool {
+    line.contains("apt-get install") && line.contains("--download-only")
+}
+
+/// Whether a command line installs packages (not only downloads them).
+fn is_install(line: &str) -> bool {
+    line.contains("apt-get install") && !line.contains("--download-only")
+}
+
+/// Whether a command line begins a downtime: it stops a service or a VM.
+fn is_stop(line: &str) -> bool {
+    line.starts_with("stop ")
+        || line.starts_with("systemctl stop ")
+        || line == "/etc/init.d/memcached stop"
+        || line.starts_with("virsh shutdown ")
+}
+
+/// Every command a `--json` run started, in the order it started them, as (node, command).
+fn started(ran: &Ran) -> Vec<(String, String)> {
+    ran.json_events()
+        .iter()
+        .filter(|e| e["event"] == "exec")
+        .map(|e| {
+            (
+                e["node"].as_str().unwrap_or("?").to_string(),
+                e["command"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Nothing downloads inside the downtime: in the order the run started its commands, every
+/// node in `nodes` downloaded its packages before the first service or VM stop and the first
+/// install on any node.
+fn assert_downloaded_before_anything_stops(ran: &Ran, nodes: &[String]) {
+    let sent = started(ran);
+    let downtime = sent
+        .iter()
+        .position(|(_, l)| is_stop(l) || is_install(l))
+        .unwrap_or_else(|| panic!("nothing stopped nor installed: {sent:#?}"));
+    for node in nodes {
+        let download = sent
+            .iter()
+            .position(|(n, l)| n == node && is_download(l))
+            .unwrap_or_else(|| panic!("{node} downloaded nothing: {sent:#?}"));
+        assert!(
+            download < downtime,
+            "{node} downloaded after {:?} on {}: {sent:#?}",
+            sent[downtime].1,
+            sent[downtime].0
+        );
+    }
+}
+
+/// Each of `pkgs` was fetched exactly once on every storage node: the install that followed
+/// the download took the `.deb` from the apt cache.
+fn assert_downloaded_once(c: &Cluster, pkgs: &[&str]) {
+    for node in c.storage_names() {
+        let s = c.state(&node);
+        for pkg in pkgs {
+            assert_eq!(s.packages[*pkg].downloads, 1, "{node}: {pkg} downloads");
+        }
+    }
+}
+
+/// A plan's lines (`node: command`) as (node, command).
+fn planned_pairs(plan: &[String]) -> Vec<(String, String)> {
+    plan.iter()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, l)| (n.to_string(), l.to_string()))
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------
 // The runbooks
 
@@ -476,7 +515,7 @@ on_both_backends!(
     preprocess_takes_every_node_offline,
     postprocess_brings_every_node_online,
     framework_upgrades_and_restarts_in_the_legacy_order,
-    arakoon_upgrades_and_restarts_each_cluster_through_the_first_node,
+    arakoon_upgrades_then_restarts_each_cluster_where_its_members_run,
     volumedriver_stops_and_starts_the_vms_around_the_upgrade,
     volumedriver_with_skip_vm_leaves_the_vms_to_the_operator,
     alba_restarts_its_daemons_and_backend_clusters_around_a_vm_stop,
@@ -527,6 +566,13 @@ fn check_reports_installed_and_candidate_per_component_on_every_node(backend: Ba
     for comp in ["arakoon", "framework", "volumedriver", "alba"] {
         assert_eq!(v[comp], json!({"pending": false, "nodes": {}}), "{v}");
     }
+    // ... and check says so: "nothing pending" from lists never updated means nothing.
+    let stale = ovsup(&c).args(["check"]).run().code(0);
+    for node in c.storage_names() {
+        stale.stderr_has(&format!(
+            "{node}: its apt lists were never updated (no clean apt-get update): run ovsup update first"
+        ));
+    }
     run(&c, &["update"]).code(0);
 
     let expected = |names: &[&str], old: &str, new: &str, nodes: &[String]| {
@@ -560,6 +606,8 @@ fn check_reports_installed_and_candidate_per_component_on_every_node(backend: Ba
         human.stderr_has(&format!("[+] update for {comp}: True"));
     }
     human.stderr_has(&format!("node-03: alba {} → {}", ALBA.1, ALBA.2));
+    // The lists are fresh now: no warning.
+    human.stderr_lacks("apt lists");
 
     // Updates pending on some nodes only are seen (the legacy check looked at one node).
     eval(
@@ -644,13 +692,31 @@ fn framework_upgrades_and_restarts_in_the_legacy_order(backend: Backend) {
         1,
         "{plan:#?}"
     );
+    // The packages are downloaded before anything stops, unless told not to.
+    for node in c.storage_names() {
+        let on = |l: &String| l.starts_with(&format!("{node}: "));
+        let download = plan
+            .iter()
+            .position(|l| on(l) && is_download(l) && l.contains("openvstorage-webapps"))
+            .unwrap_or_else(|| panic!("{node}: no download planned: {plan:#?}"));
+        let stop = format!(
+            "{node}: {}",
+            job_cmd(&node, "stop", "ovs-watcher-framework")
+        );
+        assert!(download < at(&plan, &stop), "{node}: {plan:#?}");
+    }
+    let unstaged = assert_dry_run(&c, &["framework", "--set", "prestage=false"]);
+    assert!(!unstaged.iter().any(|l| is_download(l)), "{unstaged:#?}");
 
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
     let marks = history_lens(&c);
-    let v = value(&run(&c, &["framework"]).code(0));
+    let ran = run(&c, &["framework"]).code(0);
+    let v = value(&ran);
     assert_eq!(v["updated"], true, "{v}");
     let sent = history_since(&c, &marks);
+    assert_downloaded_before_anything_stops(&ran, &c.storage_names());
+    assert_downloaded_once(&c, FRAMEWORK.0);
 
     assert_installed(&c, FRAMEWORK, true);
     assert_installed(&c, VOLUMEDRIVER, false);
@@ -691,11 +757,19 @@ fn framework_upgrades_and_restarts_in_the_legacy_order(backend: Backend) {
         );
         assert_eq!(count(h, "ays install -r -n ovs_branding"), 1, "{node}");
         assert_eq!(count(h, "ays restart -n nginx"), 1, "{node}");
-        // The legacy order, on each node.
+        // The legacy order, on each node, after the download.
         let install = h
             .iter()
-            .position(|l| l.contains("apt-get install") && l.contains("openvstorage"))
+            .position(|l| is_install(l) && l.contains("openvstorage"))
             .unwrap_or_else(|| panic!("{node}: no install: {h:#?}"));
+        let download = h
+            .iter()
+            .position(|l| is_download(l) && l.contains("openvstorage"))
+            .unwrap_or_else(|| panic!("{node}: no download: {h:#?}"));
+        assert!(
+            download < at(h, &job_cmd(&node, "stop", "ovs-watcher-framework")),
+            "{node}: {h:#?}"
+        );
         assert!(
             at(h, &job_cmd(&node, "stop", "ovs-watcher-framework")) < install,
             "{node}: {h:#?}"
@@ -767,63 +841,70 @@ fn framework_upgrades_and_restarts_in_the_legacy_order(backend: Backend) {
     assert_eq!(value(&again)["updated"], false);
 }
 
-fn arakoon_upgrades_and_restarts_each_cluster_through_the_first_node(backend: Backend) {
-    let c = prepared(backend);
+fn arakoon_upgrades_then_restarts_each_cluster_where_its_members_run(backend: Backend) {
+    // The realistic layout: node-01 is no member of the backend's clusters, node-02 none of
+    // mybackend-nsm_0.
+    let c = prepared_on(backend, Layout::default_for(3));
+    let clusters = cluster_names(&c, |_| true);
     let plan = assert_dry_run(&c, &["arakoon"]);
     assert!(
-        plan.iter().any(|l| l.starts_with("node-03: ")
-            && l.contains("apt-get install")
-            && l.ends_with(" arakoon")),
+        plan.iter()
+            .any(|l| l.starts_with("node-03: ") && is_install(l) && l.ends_with(" arakoon")),
         "{plan:#?}"
     );
-    for cluster in ARAKOON_CLUSTERS {
-        assert!(
-            plan.contains(&format!("node-01: {}", arakoon_restart(cluster))),
-            "{plan:#?}"
-        );
-    }
+    assert_hooks_on_members(&c, &hook_calls(planned_pairs(&plan)), &clusters);
 
+    let jobs_before = job_names(&c);
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
     let marks = history_lens(&c);
     let v = value(&run(&c, &["arakoon"]).code(0));
     let sent = history_since(&c, &marks);
-    let mut clusters: Vec<String> = v["clusters"]
+    let mut named: Vec<String> = v["clusters"]
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))
         .iter()
         .map(|x| x.as_str().expect("name").to_string())
         .collect();
-    clusters.sort();
-    let mut want: Vec<String> = ARAKOON_CLUSTERS.map(String::from).into();
-    want.sort();
-    assert_eq!(clusters, want);
+    named.sort();
+    assert_eq!(named, clusters, "{v}");
 
     assert_installed(&c, ARAKOON, true);
     assert_installed(&c, FRAMEWORK, false);
+    // Each cluster's hook ran once, on one of its member nodes, with that node's address.
+    assert_hooks_on_members(&c, &hook_calls(sent_pairs(&sent)), &clusters);
+    // Its members got a new pid exactly on the member nodes; nothing else was restarted, and
+    // no node got a member job it did not have.
     let restarted = restarted(&pids_before, &pids(&c));
-    let arakoon_jobs: BTreeSet<String> = ARAKOON_CLUSTERS
-        .iter()
-        .map(|c| format!("ovs-arakoon-{c}"))
-        .collect();
-    assert_eq!(
-        restarted["node-01"], arakoon_jobs,
-        "node-01: jobs with a new pid"
-    );
-    for cluster in ARAKOON_CLUSTERS {
+    for node in c.storage_names() {
         assert_eq!(
-            count(&sent["node-01"], &arakoon_restart(cluster)),
-            1,
-            "{cluster}"
+            restarted[&node],
+            member_jobs(&c, &node, &clusters),
+            "{node}: jobs with a new pid"
         );
     }
-    for node in ["node-02", "node-03"] {
-        assert!(
-            !sent[node].iter().any(|l| l.contains("arakoon-restart.py")),
-            "{node}: {:#?}",
-            sent[node]
-        );
-        assert!(restarted[node].is_empty(), "{node}: {:?}", restarted[node]);
+    assert_eq!(job_names(&c), jobs_before, "jobs created or removed");
+    // The value says it too: per cluster, each member node's pid before and after, a master.
+    let restarts = v["restarted"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(restarts.len(), clusters.len(), "{v}");
+    for r in restarts {
+        let cluster = r["cluster"].as_str().unwrap_or_else(|| panic!("{r}"));
+        let members = member_nodes(&c, cluster);
+        let on: BTreeSet<String> = r["members"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{r}"))
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(on, members, "{cluster}: {r}");
+        for (node, m) in r["members"].as_object().into_iter().flatten() {
+            assert!(
+                m["before"].is_number() && m["after"].is_number() && m["before"] != m["after"],
+                "{cluster} on {node}: {m}"
+            );
+        }
+        let master = r["master_node"].as_str().unwrap_or_else(|| panic!("{r}"));
+        assert!(members.contains(master), "{cluster}: master on {master}");
     }
     // Arakoon needs no VM stop (the operator guide wins over the legacy script).
     assert_eq!(c.running_vms(), vms_before);
@@ -841,11 +922,28 @@ fn arakoon_upgrades_and_restarts_each_cluster_through_the_first_node(backend: Ba
 }
 
 fn volumedriver_stops_and_starts_the_vms_around_the_upgrade(backend: Backend) {
-    let c = prepared(backend);
+    // The realistic layout: node-01 serves vpool1, node-02 vpool1 and vpool2, node-03 vpool2.
+    let c = prepared_on(backend, Layout::default_for(3));
+    let drivers = |node: &str| -> BTreeSet<String> {
+        vpools(&c, node)
+            .iter()
+            .map(|vp| format!("ovs-volumedriver_{vp}"))
+            .collect()
+    };
     let plan = assert_dry_run(&c, &["volumedriver"]);
-    assert_planned_everywhere(&c, &plan, |n| {
-        job_cmd(n, "restart", "ovs-volumedriver_vpool1")
-    });
+    for node in c.storage_names() {
+        for vp in ["vpool1", "vpool2"] {
+            let line = format!(
+                "{node}: {}",
+                job_cmd(&node, "restart", &format!("ovs-volumedriver_{vp}"))
+            );
+            assert_eq!(
+                plan.contains(&line),
+                vpools(&c, &node).iter().any(|v| v == vp),
+                "{line}: {plan:#?}"
+            );
+        }
+    }
     assert!(
         plans(
             &plan,
@@ -860,7 +958,7 @@ fn volumedriver_stops_and_starts_the_vms_around_the_upgrade(backend: Backend) {
     );
     assert!(
         plan.iter().any(|l| l.starts_with("node-02: ")
-            && l.contains("apt-get install")
+            && is_install(l)
             && l.contains("volumedriver-server")),
         "{plan:#?}"
     );
@@ -868,25 +966,24 @@ fn volumedriver_stops_and_starts_the_vms_around_the_upgrade(backend: Backend) {
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
     let marks = history_lens(&c);
-    let v = value(&run(&c, &["--yes", "volumedriver"]).code(0));
+    let ran = run(&c, &["--yes", "volumedriver"]).code(0);
+    let v = value(&ran);
     let sent = history_since(&c, &marks);
     assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
     assert_installed(&c, VOLUMEDRIVER, true);
     assert_installed(&c, ALBA, false);
+    // Downloaded before the first VM went down, and not again by the install.
+    assert_downloaded_before_anything_stops(&ran, &c.storage_names());
+    assert_downloaded_once(&c, VOLUMEDRIVER.0);
     let restarted = restarted(&pids_before, &pids(&c));
     for node in c.storage_names() {
-        assert_eq!(
-            restarted[&node],
-            BTreeSet::from(["ovs-volumedriver_vpool1".to_string()]),
-            "{node}"
-        );
+        assert_eq!(restarted[&node], drivers(&node), "{node}");
         // The VMs were off while the driver was installed and restarted.
         let h = &sent[&node];
         let install = h
             .iter()
-            .position(|l| l.contains("apt-get install"))
-            .expect("install");
-        let restart = at(h, &job_cmd(&node, "restart", "ovs-volumedriver_vpool1"));
+            .position(|l| is_install(l))
+            .unwrap_or_else(|| panic!("{node}: no install: {h:#?}"));
         let last_shutdown = h
             .iter()
             .rposition(|l| l.starts_with("virsh shutdown"))
@@ -895,10 +992,14 @@ fn volumedriver_stops_and_starts_the_vms_around_the_upgrade(backend: Backend) {
             .iter()
             .position(|l| l.starts_with("virsh start"))
             .expect("start");
-        assert!(
-            last_shutdown < install && install < restart && restart < first_start,
-            "{node}: {h:#?}"
-        );
+        assert!(last_shutdown < install, "{node}: {h:#?}");
+        for job in drivers(&node) {
+            let restart = at(h, &job_cmd(&node, "restart", &job));
+            assert!(
+                install < restart && restart < first_start,
+                "{node}: {job}: {h:#?}"
+            );
+        }
     }
     assert_vms_back(&c, &vms_before, &sent);
     assert!(steps_in_progress(&c).is_empty());
@@ -955,80 +1056,82 @@ fn volumedriver_with_skip_vm_leaves_the_vms_to_the_operator(backend: Backend) {
 }
 
 fn alba_restarts_its_daemons_and_backend_clusters_around_a_vm_stop(backend: Backend) {
-    let c = prepared(backend);
+    // The realistic layout: node-01 serves vpool1 only (no backend jobs, no ASD, no member
+    // of a backend cluster); node-02 and node-03 run the backend's jobs and its members.
+    let c = prepared_on(backend, Layout::default_for(3));
+    let backend_clusters = cluster_names(&c, |n| n != "ovsdb" && n != "voldrv");
     let plan = assert_dry_run(&c, &["alba"]);
-    assert_planned_everywhere(&c, &plan, |n| job_cmd(n, "restart", "ovs-albaproxy_vpool1"));
-    assert_planned_everywhere(&c, &plan, |n| {
-        job_cmd(n, "restart", "ovs-alba-rebalancer_mybackend")
-    });
-    assert!(
-        plan.contains(&format!("node-01: {}", arakoon_restart("mybackend-abm"))),
-        "{plan:#?}"
-    );
+    for node in c.storage_names() {
+        for vp in vpools(&c, &node) {
+            let proxy = job_cmd(&node, "restart", &format!("ovs-albaproxy_{vp}"));
+            assert!(plan.contains(&format!("{node}: {proxy}")), "{plan:#?}");
+        }
+        let rebalancer = format!(
+            "{node}: {}",
+            job_cmd(&node, "restart", "ovs-alba-rebalancer_mybackend")
+        );
+        assert_eq!(
+            plan.contains(&rebalancer),
+            !backends(&c, &node).is_empty(),
+            "{rebalancer}: {plan:#?}"
+        );
+    }
+    assert_hooks_on_members(&c, &hook_calls(planned_pairs(&plan)), &backend_clusters);
     assert!(
         plan.contains(&"node-03: virsh shutdown vm-2-db".to_string()),
         "{plan:#?}"
     );
 
+    let jobs_before = job_names(&c);
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
     let marks = history_lens(&c);
-    let v = value(&run(&c, &["--yes", "alba"]).code(0));
+    let ran = run(&c, &["--yes", "alba"]).code(0);
+    let v = value(&ran);
     let sent = history_since(&c, &marks);
     assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
     assert_installed(&c, ALBA, true);
     assert_installed(&c, VOLUMEDRIVER, false);
+    assert_downloaded_before_anything_stops(&ran, &c.storage_names());
+    assert_downloaded_once(&c, ALBA.0);
+    // The backend's Arakoon clusters (not ovsdb nor voldrv), each through one member node.
+    assert_hooks_on_members(&c, &hook_calls(sent_pairs(&sent)), &backend_clusters);
     let restarted = restarted(&pids_before, &pids(&c));
-    for (i, node) in c.storage_names().iter().enumerate() {
-        let mut want: BTreeSet<String> = [
-            "ovs-albaproxy_vpool1",
-            "ovs-alba-maintenance_mybackend",
-            "ovs-alba-rebalancer_mybackend",
-        ]
-        .map(String::from)
-        .into();
-        want.extend(asd_ids(i).iter().map(|id| format!("alba-asd-{id}")));
-        if i == 0 {
-            // The backend's Arakoon clusters, through the first node; not ovsdb nor voldrv.
-            want.insert("ovs-arakoon-mybackend-abm".into());
-            want.insert("ovs-arakoon-mybackend-nsm_0".into());
+    for node in c.storage_names() {
+        let asds: Vec<String> = asds(&c, &node)
+            .iter()
+            .map(|id| format!("alba-asd-{id}"))
+            .collect();
+        let proxies: Vec<String> = vpools(&c, &node)
+            .iter()
+            .map(|vp| format!("ovs-albaproxy_{vp}"))
+            .collect();
+        let mut jobs = Vec::new();
+        for b in backends(&c, &node) {
+            jobs.push(format!("ovs-alba-maintenance_{b}"));
+            jobs.push(format!("ovs-alba-rebalancer_{b}"));
         }
-        assert_eq!(restarted[node], want, "{node}: jobs with a new pid");
-        // ASDs, proxies, Arakoon, then maintenance before rebalancer.
-        let h = &sent[node];
+        let mut want: BTreeSet<String> =
+            asds.iter().chain(&proxies).chain(&jobs).cloned().collect();
+        want.extend(member_jobs(&c, &node, &backend_clusters));
+        assert_eq!(restarted[&node], want, "{node}: jobs with a new pid");
+        // Install, ASDs, proxies, then maintenance before rebalancer: those the node runs.
+        let h = &sent[&node];
         let install = h
             .iter()
-            .position(|l| l.contains("apt-get install"))
-            .expect("install");
-        let asd = at(
-            h,
-            &job_cmd(node, "restart", &format!("alba-asd-{}", asd_ids(i)[0])),
+            .position(|l| is_install(l))
+            .unwrap_or_else(|| panic!("{node}: no install: {h:#?}"));
+        let mut order = vec![install];
+        order.extend(asds.first().map(|j| at(h, &job_cmd(&node, "restart", j))));
+        order.extend(
+            proxies
+                .first()
+                .map(|j| at(h, &job_cmd(&node, "restart", j))),
         );
-        let proxy = at(h, &job_cmd(node, "restart", "ovs-albaproxy_vpool1"));
-        let maintenance = at(
-            h,
-            &job_cmd(node, "restart", "ovs-alba-maintenance_mybackend"),
-        );
-        let rebalancer = at(
-            h,
-            &job_cmd(node, "restart", "ovs-alba-rebalancer_mybackend"),
-        );
-        assert!(
-            install < asd && asd < proxy && proxy < maintenance && maintenance < rebalancer,
-            "{node}: {h:#?}"
-        );
+        order.extend(jobs.iter().map(|j| at(h, &job_cmd(&node, "restart", j))));
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{node}: {h:#?}");
     }
-    let h = &sent["node-01"];
-    for cluster in ["mybackend-abm", "mybackend-nsm_0"] {
-        assert_eq!(count(h, &arakoon_restart(cluster)), 1, "{cluster}");
-    }
-    for cluster in ["ovsdb", "voldrv"] {
-        assert!(
-            !h.iter()
-                .any(|l| l.contains(&format!("--cluster {cluster} "))),
-            "{cluster}: {h:#?}"
-        );
-    }
+    assert_eq!(job_names(&c), jobs_before, "jobs created or removed");
     assert_vms_back(&c, &vms_before, &sent);
     assert!(steps_in_progress(&c).is_empty());
     assert_controllers_untouched(&c);
@@ -1275,6 +1378,12 @@ fn guards_refuse_and_say_what_to_do(backend: Backend) {
     // With the record empty, the same runs go through.
     run(&c, &["--yes", "volumedriver"]).code(0);
     assert_installed(&c, VOLUMEDRIVER, true);
+    assert_eq!(c.running_vms(), vms_before);
+    // The forgotten --skip-vm is refused even when nothing is pending any more: the guard
+    // comes before "nothing to do".
+    run(&c, &["--yes", "stop-vm"]).code(0);
+    assert_changes_nothing(&c, &["--yes", "volumedriver"], 3).json_error_has("--skip-vm");
+    run(&c, &["start-vm"]).code(0);
     assert_eq!(c.running_vms(), vms_before);
     assert_controllers_untouched(&c);
 }
