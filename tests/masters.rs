@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ovsup_testbed::{Node, TestBed, kill_and_wait, processes_naming};
 
+use crate::support::background::wait_until;
 use crate::support::ovsup::Ovsup;
 
 fn state(bed: &TestBed) -> PathBuf {
@@ -39,18 +40,6 @@ fn handshakes(node: &Node) -> usize {
 
 fn handshakes_all(bed: &TestBed) -> Vec<usize> {
     bed.nodes().iter().map(handshakes).collect()
-}
-
-/// Wait (bounded) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let began = Instant::now();
-    while !cond() {
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "{what}: not within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// `ovsup disconnect`, then no master of the environment is left.

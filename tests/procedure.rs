@@ -4,9 +4,7 @@
 //! forgotten; the run lock; and the legacy flags' order.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ovsup::sim::cluster::CONTROLLERS;
@@ -14,14 +12,12 @@ use ovsup::sim::state::{DomState, NodeState, now_ms};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
+use crate::support::background::{Background, WAIT, wait_until};
 use crate::support::cluster::{Backend, Cluster};
 use crate::support::ovsup::{Ovsup, Ran};
 
 /// The components, as `check` reports them.
 const COMPONENTS: [&str; 4] = ["arakoon", "framework", "volumedriver", "alba"];
-
-/// The longest any single wait of these tests may take before it is a failure.
-const WAIT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Running ovsup
@@ -58,86 +54,10 @@ fn json_value(c: &Cluster, args: &[&str]) -> Value {
     ran.json_result()["value"].clone()
 }
 
-/// A run in the background, its output kept in files beside the state directory.
-struct Background {
-    child: Child,
-    what: String,
-    out: PathBuf,
-    err: PathBuf,
-}
-
+/// `ovsup --yes ARGS` on `c`, in the background, its output beside the state directory.
 fn spawn(c: &Cluster, args: &[&str]) -> Background {
-    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let dir = c.state_dir().parent().expect("parent").to_path_buf();
-    let out = dir.join(format!("bg-{n}.out"));
-    let err = dir.join(format!("bg-{n}.err"));
-    let child = yes(c, args)
-        .command()
-        .stdout(Stdio::from(File::create(&out).expect("stdout file")))
-        .stderr(Stdio::from(File::create(&err).expect("stderr file")))
-        .spawn()
-        .expect("start ovsup");
-    Background {
-        child,
-        what: args.join(" "),
-        out,
-        err,
-    }
-}
-
-impl Background {
-    fn output(&self) -> String {
-        format!(
-            "--- stdout\n{}\n--- stderr\n{}",
-            std::fs::read_to_string(&self.out).unwrap_or_default(),
-            std::fs::read_to_string(&self.err).unwrap_or_default()
-        )
-    }
-
-    /// Poll `moment` (every 10 ms, at most [`WAIT`]) and SIGKILL the run as soon as it holds.
-    /// Panics when the run ends first or the moment never comes.
-    fn kill_when(mut self, what: &str, mut moment: impl FnMut() -> bool) {
-        let began = Instant::now();
-        loop {
-            if moment() {
-                break;
-            }
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "`ovsup {}` ended ({status}) before {what}\n{}",
-                    self.what,
-                    self.output()
-                );
-            }
-            assert!(
-                began.elapsed() < WAIT,
-                "`ovsup {}`: {what} did not happen within {WAIT:?}\n{}",
-                self.what,
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // Child::kill is SIGKILL: no cleanup, no Ctrl-C handling.
-        self.child.kill().expect("SIGKILL");
-        let status = self.child.wait().expect("wait");
-        assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
-            Some(9),
-            "`ovsup {}` was not killed by {what} ({status})\n{}",
-            self.what,
-            self.output()
-        );
-    }
-}
-
-/// Wait (bounded) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let began = Instant::now();
-    while !cond() {
-        assert!(began.elapsed() < WAIT, "{what}: not within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    Background::start(yes(c, args), &dir, &args.join(" "))
 }
 
 // ---------------------------------------------------------------------------------------------

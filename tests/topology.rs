@@ -16,6 +16,7 @@ use ovsup::sim::state::PkgStatus;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
+use crate::support::background::wait_until;
 use crate::support::cluster::{Backend, Cluster};
 use crate::support::ovsup::{Ovsup, Ran};
 use crate::support::topology::{
@@ -25,9 +26,6 @@ use crate::support::topology::{
 
 /// The components, as `check` and `plan` report them.
 const COMPONENTS: [&str; 4] = ["arakoon", "framework", "volumedriver", "alba"];
-
-/// The longest any wait of these tests may take before it is a failure.
-const WAIT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Running ovsup, reading the cluster
@@ -207,15 +205,6 @@ fn audit(c: &Cluster) -> BTreeMap<String, Vec<String>> {
             (n.clone(), names)
         })
         .collect()
-}
-
-/// Wait (bounded) until `cond` holds.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let began = Instant::now();
-    while !cond() {
-        assert!(began.elapsed() < WAIT, "{what}: not within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Nothing ever ran on a controller instance.
