@@ -90,17 +90,6 @@ fn record(c: &Cluster) -> BTreeMap<String, BTreeSet<String>> {
     }
 }
 
-/// The steps in progress (`steps.json`).
-fn steps(c: &Cluster) -> BTreeSet<String> {
-    match std::fs::read_to_string(c.state_dir().join("steps.json")) {
-        Ok(text) => serde_json::from_str::<BTreeMap<String, Value>>(&text)
-            .expect("steps.json is JSON")
-            .into_keys()
-            .collect(),
-        Err(_) => BTreeSet::new(),
-    }
-}
-
 /// What a node looks like to an operator, pids aside: installed versions, which jobs run,
 /// memcached, the agent, the running VMs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,7 +168,7 @@ fn end_state(c: &Cluster) -> EndState {
             })
             .collect(),
         record: record(c),
-        steps: steps(c),
+        steps: c.steps_in_progress(),
     }
 }
 
@@ -304,9 +293,9 @@ fn the_guide_from_update_to_check_leaves_nothing_pending(backend: Backend) {
     // record or the steps in progress.
     let step = |args: &[&str]| -> Value {
         let value = json_value(&c, args);
-        let before = (all_states(&c), record(&c), steps(&c));
+        let before = (all_states(&c), record(&c), c.steps_in_progress());
         let again = json_value(&c, args);
-        let after = (all_states(&c), record(&c), steps(&c));
+        let after = (all_states(&c), record(&c), c.steps_in_progress());
         assert!(
             before == after,
             "`{}` run again changed something:\n{before:#?}\n-->\n{after:#?}",
@@ -380,9 +369,9 @@ fn the_guide_from_update_to_check_leaves_nothing_pending(backend: Backend) {
     }
     assert_eq!(c.running_vms(), vms_before);
     assert!(
-        steps(&c).is_empty(),
+        c.steps_in_progress().is_empty(),
         "steps left in progress: {:?}",
-        steps(&c)
+        c.steps_in_progress()
     );
     assert_controllers_untouched(&c);
     // Every step reached every storage node.
@@ -521,7 +510,10 @@ fn assert_converged(
         "the VMs that ran, and only those"
     );
     assert!(!record_path(c).exists(), "record left: {:?}", record(c));
-    assert!(!steps(c).contains(step), "{step} still in progress");
+    assert!(
+        !c.steps_in_progress().contains(step),
+        "{step} still in progress"
+    );
     assert_eq!(end_state(c), uninterrupted(reference));
     assert_controllers_untouched(c);
 }
@@ -550,7 +542,7 @@ fn alba_killed_while_the_vms_shut_down_converges_when_run_again(backend: Backend
     // The record was complete before the first shutdown, and the package was downloaded on
     // every node before it, not installed yet.
     assert_eq!(record(&c), before);
-    assert!(steps(&c).contains("alba"));
+    assert!(c.steps_in_progress().contains("alba"));
     assert_no_vm_forgotten(&c, &before);
     for node in c.storage_names() {
         let alba = &c.state(&node).packages["alba"];
@@ -596,7 +588,7 @@ fn alba_killed_while_packages_install_converges_when_run_again(backend: Backend)
         "VMs run while installing"
     );
     assert_eq!(record(&c), before);
-    assert!(steps(&c).contains("alba"));
+    assert!(c.steps_in_progress().contains("alba"));
 
     json_value(&c, &["alba"]);
     assert_converged(&c, "alba", &["alba"], &before, &ALBA_ALONE);
@@ -615,7 +607,7 @@ fn alba_killed_after_the_packages_are_in_still_restarts_and_starts_the_vms(backe
     });
     slow(&c, 0);
     // Nothing is pending any more, but the step is unfinished: the VMs are still off.
-    assert!(steps(&c).contains("alba"));
+    assert!(c.steps_in_progress().contains("alba"));
     assert_eq!(record(&c), before);
     let check = pending_nodes(&json_value(&c, &["check"]));
     assert!(!check["alba"].0, "{check:?}");
@@ -639,7 +631,7 @@ fn framework_killed_with_its_services_stopped_converges_when_run_again(backend: 
             .all(|n| !c.state(n).memcached_running)
     });
     slow(&c, 0);
-    assert!(steps(&c).contains("framework"));
+    assert!(c.steps_in_progress().contains("framework"));
     let down: Vec<String> = c
         .storage_names()
         .into_iter()
@@ -670,7 +662,7 @@ fn framework_killed_after_patching_the_settings_keeps_the_original_in_the_backup
         received_everywhere(&c, "webapp-api")
     });
     slow(&c, 0);
-    assert!(steps(&c).contains("framework"));
+    assert!(c.steps_in_progress().contains("framework"));
 
     json_value(&c, &["framework"]);
     let reference: [&[&str]; 3] = [READY[0], READY[1], &["framework"]];
@@ -695,7 +687,7 @@ fn arakoon_killed_between_cluster_restarts_restarts_them_when_run_again(backend:
         received(&c, "arakoon-restart.py")
     });
     slow(&c, 0);
-    assert!(steps(&c).contains("arakoon"));
+    assert!(c.steps_in_progress().contains("arakoon"));
     assert_components_at_newest(&c, &["arakoon"]);
     wait_for_arakoon_to_settle(&c);
 
@@ -907,7 +899,7 @@ fn an_interrupted_skip_vm_step_run_again_without_skip_vm_does_not_start_the_reco
     spawn(&c, &["alba", "--skip-vm"])
         .kill_when("apt-get install reaches a node", || received_install(&c));
     slow(&c, 0);
-    assert!(steps(&c).contains("alba"));
+    assert!(c.steps_in_progress().contains("alba"));
 
     let refused = yes(&c, &["alba"]).run().code(3);
     refused.stderr_has("--skip-vm");

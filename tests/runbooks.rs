@@ -80,14 +80,9 @@ struct Snapshot {
     steps: BTreeSet<String>,
 }
 
-fn all_names(c: &Cluster) -> Vec<String> {
-    let mut names = c.storage_names();
-    names.extend(CONTROLLERS.iter().map(|s| s.to_string()));
-    names
-}
-
 fn snapshot(c: &Cluster) -> Snapshot {
-    let nodes = all_names(c)
+    let nodes = c
+        .all_names()
         .into_iter()
         .map(|name| {
             let mut s = c.state(&name);
@@ -104,7 +99,7 @@ fn snapshot(c: &Cluster) -> Snapshot {
     Snapshot {
         nodes,
         record,
-        steps: steps_in_progress(c),
+        steps: c.steps_in_progress(),
     }
 }
 
@@ -127,38 +122,6 @@ fn files(c: &Cluster) -> Value {
         "#
     );
     eval(c, &script)
-}
-
-fn steps_in_progress(c: &Cluster) -> BTreeSet<String> {
-    match std::fs::read_to_string(c.state_dir().join("steps.json")) {
-        Ok(text) => {
-            let v: Value = serde_json::from_str(&text).expect("steps.json is JSON");
-            v.as_object()
-                .expect("steps.json is a map")
-                .keys()
-                .cloned()
-                .collect()
-        }
-        Err(_) => BTreeSet::new(),
-    }
-}
-
-fn history_lens(c: &Cluster) -> BTreeMap<String, usize> {
-    all_names(c)
-        .into_iter()
-        .map(|n| {
-            let len = c.state(&n).history.len();
-            (n, len)
-        })
-        .collect()
-}
-
-/// The commands each node received since `marks` (from [`history_lens`]).
-fn history_since(c: &Cluster, marks: &BTreeMap<String, usize>) -> BTreeMap<String, Vec<String>> {
-    marks
-        .iter()
-        .map(|(n, &len)| (n.clone(), c.state(n).history[len..].to_vec()))
-        .collect()
 }
 
 /// Whether a command line changes a node (as opposed to reading it).
@@ -224,11 +187,12 @@ fn planned(ran: &Ran) -> Vec<String> {
 /// the same, no node received a changing command, and ovsup sent none. Returns the run.
 fn assert_changes_nothing(c: &Cluster, args: &[&str], code: i32) -> Ran {
     let before = snapshot(c);
-    let marks = history_lens(c);
+    let marks = c.history_marks();
     let ran = run(c, args).code(code);
     // `update` refreshes the apt lists each time, which changes nothing once they are fresh.
     let refresh = |l: &str| args.contains(&"update") && l.ends_with("apt-get update");
-    let received: Vec<String> = history_since(c, &marks)
+    let received: Vec<String> = c
+        .history_since(&marks)
         .into_iter()
         .flat_map(|(n, lines)| {
             lines
@@ -541,9 +505,9 @@ fn update_refreshes_the_apt_lists_on_every_node(backend: Backend) {
         assert_eq!(alba.candidate.as_deref(), Some(ALBA.1), "{node}: dry run");
     }
 
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     run(&c, &["update"]).code(0);
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     for node in c.storage_names() {
         assert_eq!(count(&sent[&node], "apt-get update"), 1, "{node}");
         let s = c.state(&node);
@@ -632,9 +596,9 @@ fn preprocess_takes_every_node_offline(backend: Backend) {
         assert!(c.state(&node).agent_pid.is_some(), "{node}: dry run");
     }
 
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     run(&c, &["preprocess"]).code(0);
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     for node in c.storage_names() {
         assert_eq!(c.state(&node).agent_pid, None, "{node}");
         assert_eq!(count(&sent[&node], "fuser -k 4446/tcp"), 1, "{node}");
@@ -653,9 +617,9 @@ fn postprocess_brings_every_node_online(backend: Backend) {
     let plan = assert_dry_run(&c, &["postprocess"]);
     assert_planned_everywhere(&c, &plan, |_| "ays start -n jsagent".into());
 
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     run(&c, &["postprocess"]).code(0);
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     for node in c.storage_names() {
         assert!(c.state(&node).agent_pid.is_some(), "{node}");
         assert_eq!(count(&sent[&node], "ays start -n jsagent"), 1, "{node}");
@@ -710,11 +674,11 @@ fn framework_upgrades_and_restarts_in_the_legacy_order(backend: Backend) {
 
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     let ran = run(&c, &["framework"]).code(0);
     let v = value(&ran);
     assert_eq!(v["updated"], true, "{v}");
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     assert_downloaded_before_anything_stops(&ran, &c.storage_names());
     assert_downloaded_once(&c, FRAMEWORK.0);
 
@@ -833,7 +797,7 @@ fn framework_upgrades_and_restarts_in_the_legacy_order(backend: Backend) {
         );
     }
     assert_eq!(c.running_vms(), vms_before);
-    assert!(steps_in_progress(&c).is_empty());
+    assert!(c.steps_in_progress().is_empty());
     assert_controllers_untouched(&c);
     assert_offline(&c);
 
@@ -857,9 +821,9 @@ fn arakoon_upgrades_then_restarts_each_cluster_where_its_members_run(backend: Ba
     let jobs_before = job_names(&c);
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     let v = value(&run(&c, &["arakoon"]).code(0));
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     let mut named: Vec<String> = v["clusters"]
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))
@@ -965,10 +929,10 @@ fn volumedriver_stops_and_starts_the_vms_around_the_upgrade(backend: Backend) {
 
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     let ran = run(&c, &["--yes", "volumedriver"]).code(0);
     let v = value(&ran);
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
     assert_installed(&c, VOLUMEDRIVER, true);
     assert_installed(&c, ALBA, false);
@@ -1002,7 +966,7 @@ fn volumedriver_stops_and_starts_the_vms_around_the_upgrade(backend: Backend) {
         }
     }
     assert_vms_back(&c, &vms_before, &sent);
-    assert!(steps_in_progress(&c).is_empty());
+    assert!(c.steps_in_progress().is_empty());
     assert_controllers_untouched(&c);
     assert_offline(&c);
 
@@ -1023,10 +987,10 @@ fn volumedriver_with_skip_vm_leaves_the_vms_to_the_operator(backend: Backend) {
     assert!(!plan.iter().any(|l| l.contains("virsh")), "{plan:#?}");
 
     let pids_before = pids(&c);
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     // No --yes: nothing to confirm, no VM is stopped.
     let v = value(&run(&c, &["--skip-vm", "volumedriver"]).code(0));
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     assert_eq!(v["vms_stopped"], json!({}), "{v}");
     assert_installed(&c, VOLUMEDRIVER, true);
     let restarted = restarted(&pids_before, &pids(&c));
@@ -1085,10 +1049,10 @@ fn alba_restarts_its_daemons_and_backend_clusters_around_a_vm_stop(backend: Back
     let jobs_before = job_names(&c);
     let pids_before = pids(&c);
     let vms_before = c.running_vms();
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     let ran = run(&c, &["--yes", "alba"]).code(0);
     let v = value(&ran);
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     assert_eq!(name_sets(&v["vms_stopped"]), vms_before, "{v}");
     assert_installed(&c, ALBA, true);
     assert_installed(&c, VOLUMEDRIVER, false);
@@ -1133,7 +1097,7 @@ fn alba_restarts_its_daemons_and_backend_clusters_around_a_vm_stop(backend: Back
     }
     assert_eq!(job_names(&c), jobs_before, "jobs created or removed");
     assert_vms_back(&c, &vms_before, &sent);
-    assert!(steps_in_progress(&c).is_empty());
+    assert!(c.steps_in_progress().is_empty());
     assert_controllers_untouched(&c);
     assert_offline(&c);
 
@@ -1153,9 +1117,9 @@ fn alba_with_skip_vm_leaves_the_vms_to_the_operator(backend: Backend) {
     });
 
     let pids_before = pids(&c);
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     run(&c, &["--skip-vm", "alba"]).code(0);
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     assert_installed(&c, ALBA, true);
     let restarted = restarted(&pids_before, &pids(&c));
     for (i, node) in c.storage_names().iter().enumerate() {
@@ -1231,7 +1195,7 @@ fn start_vm_starts_the_recorded_vms_and_clears_the_record(backend: Backend) {
     let vms_before = c.running_vms();
     // Nothing recorded: nothing to do.
     assert_idempotent(&c, &["start-vm"]);
-    let marks = history_lens(&c);
+    let marks = c.history_marks();
     run(&c, &["--yes", "stop-vm"]).code(0);
     let plan = assert_dry_run(&c, &["start-vm"]);
     for (node, vms) in &vms_before {
@@ -1242,7 +1206,7 @@ fn start_vm_starts_the_recorded_vms_and_clears_the_record(backend: Backend) {
     assert_eq!(vm_record(&c), vms_before, "a dry run keeps the record");
 
     let v = value(&run(&c, &["start-vm"]).code(0));
-    let sent = history_since(&c, &marks);
+    let sent = c.history_since(&marks);
     assert_eq!(no_empty(name_sets(&v)), vms_before, "{v}");
     assert_vms_back(&c, &vms_before, &sent);
     // The record is gone: the next stop-vm is not refused (the legacy list stayed).

@@ -64,31 +64,6 @@ fn fault(c: &Cluster, node: &str, key: &str, val: &str) {
         .unwrap_or_else(|e| panic!("{node}: fault {key} {val}: {e}"));
 }
 
-fn every_name(c: &Cluster) -> Vec<String> {
-    let mut names = c.storage_names();
-    names.extend(CONTROLLERS.iter().map(|s| s.to_string()));
-    names
-}
-
-/// How many commands each node has received so far.
-fn marks(c: &Cluster) -> BTreeMap<String, usize> {
-    every_name(c)
-        .into_iter()
-        .map(|n| {
-            let len = c.state(&n).history.len();
-            (n, len)
-        })
-        .collect()
-}
-
-/// The commands each node received since `marks`.
-fn since(c: &Cluster, marks: &BTreeMap<String, usize>) -> BTreeMap<String, Vec<String>> {
-    marks
-        .iter()
-        .map(|(n, &len)| (n.clone(), c.state(n).history[len..].to_vec()))
-        .collect()
-}
-
 /// The commands of `sent` that change a node: installs, dpkg, hooks, services, VMs.
 fn changes(sent: &BTreeMap<String, Vec<String>>) -> Vec<String> {
     const CHANGES: [&str; 11] = [
@@ -131,28 +106,21 @@ fn installed(c: &Cluster) -> BTreeMap<String, BTreeMap<String, Option<String>>> 
         .collect()
 }
 
-/// The steps in progress (`steps.json`).
-fn steps(c: &Cluster) -> BTreeSet<String> {
-    match std::fs::read_to_string(c.state_dir().join("steps.json")) {
-        Ok(text) => serde_json::from_str::<BTreeMap<String, Value>>(&text)
-            .expect("steps.json is JSON")
-            .into_keys()
-            .collect(),
-        Err(_) => BTreeSet::new(),
-    }
-}
-
 /// A run refused before its first change: exit 3, no node received a changing command, no
 /// package changed version anywhere, no step left in progress. Returns the run.
 fn assert_refused_unchanged(c: &Cluster, args: &[&str]) -> Ran {
     let versions = installed(c);
-    let steps_before = steps(c);
-    let m = marks(c);
+    let steps_before = c.steps_in_progress();
+    let m = c.history_marks();
     let ran = run(c, args).code(3);
-    let sent = changes(&since(c, &m));
+    let sent = changes(&c.history_since(&m));
     assert!(sent.is_empty(), "{args:?} was refused but sent {sent:#?}");
     assert_eq!(installed(c), versions, "{args:?} was refused but installed");
-    assert_eq!(steps(c), steps_before, "{args:?} left a step in progress");
+    assert_eq!(
+        c.steps_in_progress(),
+        steps_before,
+        "{args:?} left a step in progress"
+    );
     ran
 }
 
@@ -265,9 +233,13 @@ fn the_guide_on_five_unlike_nodes_restarts_each_job_where_it_runs(backend: Backe
     // the member nodes; no member job created or touched elsewhere.
     let jobs = job_names(&c);
     let before = pids(&c);
-    let m = marks(&c);
+    let m = c.history_marks();
     run(&c, &["arakoon"]).code(0);
-    assert_hooks_on_members(&c, &hook_calls(sent_pairs(&since(&c, &m))), &every_cluster);
+    assert_hooks_on_members(
+        &c,
+        &hook_calls(sent_pairs(&c.history_since(&m))),
+        &every_cluster,
+    );
     let moved = restarted(&before, &pids(&c));
     for node in &storage {
         assert_eq!(
@@ -285,7 +257,7 @@ fn the_guide_on_five_unlike_nodes_restarts_each_job_where_it_runs(backend: Backe
 
     // alba --skip-vm: each node restarts what it runs; node-01 runs none of it, and says so.
     let before = pids(&c);
-    let m = marks(&c);
+    let m = c.history_marks();
     let alba = human(&c, &["--verbose", "alba", "--skip-vm"]).code(0);
     for pattern in [
         "alba-asd-*",
@@ -300,7 +272,7 @@ fn the_guide_on_five_unlike_nodes_restarts_each_job_where_it_runs(backend: Backe
     alba.stderr_lacks("node-03: no job matches \"ovs-albaproxy_*\"");
     assert_hooks_on_members(
         &c,
-        &hook_calls(sent_pairs(&since(&c, &m))),
+        &hook_calls(sent_pairs(&c.history_since(&m))),
         &backend_clusters,
     );
     let moved = restarted(&before, &pids(&c));
@@ -367,9 +339,9 @@ fn the_guide_on_five_unlike_nodes_restarts_each_job_where_it_runs(backend: Backe
         "the VM record is left"
     );
     assert!(
-        steps(&c).is_empty(),
+        c.steps_in_progress().is_empty(),
         "steps left in progress: {:?}",
-        steps(&c)
+        c.steps_in_progress()
     );
     assert_controllers_untouched(&c);
 }
@@ -387,7 +359,7 @@ fn a_stalled_election_fails_after_its_deadline_and_a_cluster_without_majority_is
     // member ran for a day, so the clusters are healthy before; after its restart,
     // mybackend-abm has no master when the deadline passes.
     c.update("node-03", |s| s.faults.election_ms = Some(10_000));
-    let m = marks(&c);
+    let m = c.history_marks();
     let began = Instant::now();
     let stalled = run(&c, &["arakoon", "--set", "arakoon_timeout=3"]).code(1);
     let took = began.elapsed();
@@ -398,13 +370,17 @@ fn a_stalled_election_fails_after_its_deadline_and_a_cluster_without_majority_is
         took >= Duration::from_secs(3),
         "failed after {took:?}, before the deadline"
     );
-    let calls = hook_calls(sent_pairs(&since(&c, &m)));
+    let calls = hook_calls(sent_pairs(&c.history_since(&m)));
     assert_eq!(
         calls.keys().collect::<Vec<_>>(),
         ["mybackend-abm"],
         "the run goes no further than the cluster that is not back: {calls:#?}"
     );
-    assert!(steps(&c).contains("arakoon"), "{:?}", steps(&c));
+    assert!(
+        c.steps_in_progress().contains("arakoon"),
+        "{:?}",
+        c.steps_in_progress()
+    );
 
     // Elections back to normal, the same step converges: every cluster restarted exactly
     // where its members run.
@@ -412,10 +388,14 @@ fn a_stalled_election_fails_after_its_deadline_and_a_cluster_without_majority_is
     let every_cluster = cluster_names(&c, |_| true);
     let jobs = job_names(&c);
     let before = pids(&c);
-    let m = marks(&c);
+    let m = c.history_marks();
     let again = value(&run(&c, &["arakoon"]).code(0));
     assert_eq!(again["updated"], true, "{again}");
-    assert_hooks_on_members(&c, &hook_calls(sent_pairs(&since(&c, &m))), &every_cluster);
+    assert_hooks_on_members(
+        &c,
+        &hook_calls(sent_pairs(&c.history_since(&m))),
+        &every_cluster,
+    );
     let moved = restarted(&before, &pids(&c));
     for node in c.storage_names() {
         assert_eq!(
@@ -426,7 +406,7 @@ fn a_stalled_election_fails_after_its_deadline_and_a_cluster_without_majority_is
     }
     assert_eq!(job_names(&c), jobs, "jobs created or removed");
     assert_newest(&c, &["arakoon"]);
-    assert!(!steps(&c).contains("arakoon"));
+    assert!(!c.steps_in_progress().contains("arakoon"));
 
     // mybackend-abm loses its majority (one of its two members is down): alba, which would
     // restart it, is refused before it installs anything, naming the cluster and the member.
@@ -503,7 +483,7 @@ fn a_half_configured_package_is_refused_before_and_caught_after_an_install(backe
         listed["node-01"].is_empty() && listed["node-03"].is_empty(),
         "{listed:?}"
     );
-    assert!(steps(&c).contains("arakoon"));
+    assert!(c.steps_in_progress().contains("arakoon"));
     // Another step is blocked by it; arakoon's own is not (it configures its package first).
     let blocked = run(&c, &["plan", "framework"]).code(3);
     blocked.json_error_has("node-02: dpkg left arakoon (half configured) half-done");
@@ -540,7 +520,7 @@ fn a_half_configured_package_is_refused_before_and_caught_after_an_install(backe
     assert!(audit(&c).values().all(Vec::is_empty), "{:?}", audit(&c));
     let check = value(&run(&c, &["check"]).code(0));
     assert_eq!(check["arakoon"]["pending"], false, "{check}");
-    assert!(!steps(&c).contains("arakoon"));
+    assert!(!c.steps_in_progress().contains("arakoon"));
     assert_controllers_untouched(&c);
 }
 

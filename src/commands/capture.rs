@@ -381,20 +381,7 @@ async fn read_jobs(
             }
         }
         Init::Systemd => {
-            let line = quote::join(&[
-                "systemctl",
-                "list-units",
-                "--type=service",
-                "--all",
-                "--no-legend",
-                "--plain",
-                "*",
-            ])?;
-            let out = host.exec_ok(node, &line, Effect::Read, None).await?;
-            for u in parse::systemd::list_units(&out.stdout, &node.name, &line)? {
-                if u.load == "not-found" {
-                    continue;
-                }
+            for u in services::systemd_units(host, node, "*").await? {
                 if !is_ovs_job(&u.name) {
                     others.insert(u.name);
                     continue;

@@ -148,28 +148,39 @@ pub async fn list_on(host: &Host, node: &Node, prefix: &str) -> Result<Vec<Strin
                 .map(|j| j.name)
                 .collect()
         }
-        Init::Systemd => {
-            let line = quote::join(&[
-                "systemctl",
-                "list-units",
-                "--type=service",
-                "--all",
-                "--no-legend",
-                "--plain",
-                &format!("{prefix}*"),
-            ])?;
-            let out = host.exec_ok(node, &line, Effect::Read, None).await?;
-            parse::systemd::list_units(&out.stdout, &node.name, &line)?
-                .into_iter()
-                .filter(|u| u.load != "not-found")
-                .map(|u| u.name)
-                .collect()
-        }
+        Init::Systemd => systemd_units(host, node, &format!("{prefix}*"))
+            .await?
+            .into_iter()
+            .map(|u| u.name)
+            .collect(),
     };
     names.retain(|n| n.starts_with(prefix));
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// The service units on one node matching the glob `pattern`, as `systemctl list-units
+/// --type=service --all --no-legend --plain PATTERN` lists them, less the units systemd cannot
+/// find (`not-found`: a unit named by a dependency and never installed). Read-only.
+pub async fn systemd_units(
+    host: &Host,
+    node: &Node,
+    pattern: &str,
+) -> Result<Vec<parse::systemd::Unit>> {
+    let line = quote::join(&[
+        "systemctl",
+        "list-units",
+        "--type=service",
+        "--all",
+        "--no-legend",
+        "--plain",
+        pattern,
+    ])?;
+    let out = host.exec_ok(node, &line, Effect::Read, None).await?;
+    let mut units = parse::systemd::list_units(&out.stdout, &node.name, &line)?;
+    units.retain(|u| u.load != "not-found");
+    Ok(units)
 }
 
 /// [`list_on`] on every node, in parallel.

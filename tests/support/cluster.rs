@@ -98,6 +98,44 @@ impl Cluster {
         self.layout.storage_names()
     }
 
+    /// Every node name: the storage nodes, then the controller instances.
+    pub fn all_names(&self) -> Vec<String> {
+        let mut names = self.storage_names();
+        names.extend(cluster::CONTROLLERS.iter().map(|s| s.to_string()));
+        names
+    }
+
+    /// How many commands each node (of [`Cluster::all_names`]) has received so far: the
+    /// marks [`Cluster::history_since`] counts from.
+    pub fn history_marks(&self) -> BTreeMap<String, usize> {
+        self.all_names()
+            .into_iter()
+            .map(|n| {
+                let len = self.state(&n).history.len();
+                (n, len)
+            })
+            .collect()
+    }
+
+    /// The commands each node received since `marks` (from [`Cluster::history_marks`]).
+    pub fn history_since(&self, marks: &BTreeMap<String, usize>) -> BTreeMap<String, Vec<String>> {
+        marks
+            .iter()
+            .map(|(n, &len)| (n.clone(), self.state(n).history[len..].to_vec()))
+            .collect()
+    }
+
+    /// The steps in progress, as the state directory's `steps.json` records them.
+    pub fn steps_in_progress(&self) -> BTreeSet<String> {
+        match std::fs::read_to_string(self.state_dir().join("steps.json")) {
+            Ok(text) => serde_json::from_str::<BTreeMap<String, serde_json::Value>>(&text)
+                .expect("steps.json is JSON")
+                .into_keys()
+                .collect(),
+            Err(_) => BTreeSet::new(),
+        }
+    }
+
     /// The directory of the nodes' state files (and the stored layout).
     pub fn nodes_dir(&self) -> PathBuf {
         match self.backend {
