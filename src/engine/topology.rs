@@ -72,6 +72,17 @@ fn names_of(value: Dynamic) -> crate::error::Result<Vec<String>> {
 }
 
 /// The script API of the topology.
+/// The `timeout` option of an Arakoon restart or wait (seconds, default
+/// [`crate::primitives::arakoon::RESTART_TIMEOUT`]); any other option is refused.
+fn arakoon_timeout(options: &Map) -> crate::error::Result<std::time::Duration> {
+    crate::engine::options::known(options, &["timeout"])?;
+    crate::engine::options::seconds(
+        options,
+        "timeout",
+        crate::primitives::arakoon::RESTART_TIMEOUT,
+    )
+}
+
 #[export_module]
 pub mod topology_api {
     use super::*;
@@ -157,6 +168,26 @@ pub mod topology_api {
         })
     }
 
+    /// Wait until every cluster named (a name, an array; `[]` for all) has a master and runs
+    /// every member, for a step that stopped and started members itself: the next step then
+    /// finds the cluster healthy, not mid-election. Options: `timeout` (seconds, default
+    /// 120). Raises after the deadline naming each cluster still unhealthy and why (no
+    /// master, members down and their nodes). Read-only; with `--dry-run` it looks once.
+    #[rhai_fn(return_raw)]
+    pub fn arakoon_wait_healthy(
+        ctx: NativeCallContext,
+        names: Dynamic,
+        options: Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let names = arg(&ctx, names_of(names))?;
+        let timeout = arg(&ctx, arakoon_timeout(&options))?;
+        call(&ctx, async |host| {
+            arakoon::wait_healthy(host, &host.targets(None), &names, timeout)
+                .await
+                .map(|_| ())
+        })
+    }
+
     /// `arakoon_restart(name, #{})`: the default deadline of 120 s.
     #[rhai_fn(name = "arakoon_restart", return_raw)]
     pub fn arakoon_restart_default(
@@ -181,12 +212,7 @@ pub mod topology_api {
         name: &str,
         options: Map,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let timeout = arg(
-            &ctx,
-            crate::engine::options::known(&options, &["timeout"]).and_then(|()| {
-                crate::engine::options::seconds(&options, "timeout", arakoon::RESTART_TIMEOUT)
-            }),
-        )?;
+        let timeout = arg(&ctx, arakoon_timeout(&options))?;
         let r = call(&ctx, async |host| {
             arakoon::restart(host, &host.targets(None), name, timeout).await
         })?;

@@ -65,6 +65,51 @@ pub async fn require_healthy(
     Err(Error::Refused(message))
 }
 
+/// Wait (up to `timeout`) until every cluster of `names` (all when empty) has a master and
+/// runs every member: after a step that stopped and started members itself (the framework's
+/// ovsdb), so that the next step finds the cluster healthy rather than mid-election. Raises
+/// naming each cluster still not healthy at the deadline and why. Read-only; a dry run
+/// changed nothing, so it only looks once. Returns the clusters' states.
+pub async fn wait_healthy(
+    host: &Host,
+    nodes: &[Node],
+    names: &[String],
+    timeout: Duration,
+) -> Result<Vec<ClusterState>> {
+    if host.dry_run {
+        return topology::states(host, nodes, names).await;
+    }
+    let waited = host
+        .poll_until(timeout, POLL, async || {
+            let now = topology::states(host, nodes, names).await?;
+            Ok(if now.iter().all(ClusterState::healthy) {
+                Probe::Done(now)
+            } else {
+                Probe::NotYet(now)
+            })
+        })
+        .await?;
+    match waited {
+        Waited::Done(now) => Ok(now),
+        Waited::Expired(now) => {
+            let sick: Vec<&ClusterState> = now.iter().filter(|s| !s.healthy()).collect();
+            let text: Vec<String> = sick
+                .iter()
+                .map(|s| format!("{}: {}", s.cluster.name, s.problems()))
+                .collect();
+            let message = format!(
+                "Arakoon not healthy {} s after the members started: {}",
+                timeout.as_secs(),
+                text.join("; ")
+            );
+            Err(match sick.first() {
+                Some(first) => first.error(message),
+                None => Error::argument(message),
+            })
+        }
+    }
+}
+
 /// What a restart did: the member pids before and after, by node, and the master after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restarted {
