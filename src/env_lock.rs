@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::host::{Host, OnFailure};
+use crate::host::{Host, OnFailure, PerNode};
+use crate::inventory::Node;
 use crate::report::{Event, Level};
 use crate::transport::node_lock::LockAnswer;
 
@@ -108,21 +109,27 @@ pub struct Held {
     pending: std::sync::Mutex<Vec<String>>,
 }
 
-/// Take the environment's lock: the state directory's, then every reachable target node's,
-/// in parallel. Refused (exit 3) when another run holds any of them, naming it, after letting
-/// go of what was taken. A node that cannot be reached now is said so and asked again before
-/// its own first change ([`Held::before_change_on`]); any other failure to ask fails the run.
+/// Take the environment's lock: the state directory's, then the first target node's alone,
+/// then every other reachable target node's, in parallel. Refused (exit 3) when another run
+/// holds any of them, naming it, after letting go of what was taken. Asking the first node
+/// first decides between two runs started at the same moment on the same nodes: the one that
+/// gets it goes on, the other is refused there and asks no other node — asked all at once,
+/// each could win some nodes and both would be refused. A node that cannot be reached now is
+/// said so and asked again before its own first change ([`Held::before_change_on`]); any
+/// other failure to ask fails the run.
 pub async fn acquire(host: &Host, runbook: &str) -> Result<Held> {
     let local = crate::state::lock::RunLock::acquire(&host.state_dir, runbook)?;
     let holder = Holder::this_process(&host.inventory.name, runbook);
     let line = serde_json::to_string(&holder).map_err(|e| Error::Internal(e.to_string()))?;
     let targets = host.targets(None);
-    let results = host
-        .fan_out("run lock", &targets, OnFailure::Continue, |node| {
-            let line = &line;
-            async move { host.hold_lock(&node, line).await }
-        })
-        .await;
+    let (first, rest) = targets.split_at(targets.len().min(1));
+    let mut results = ask(host, first, &line).await;
+    let first_busy = results
+        .iter()
+        .any(|(_, r)| matches!(r, Ok(LockAnswer::Busy { .. })));
+    if !first_busy {
+        results.extend(ask(host, rest, &line).await);
+    }
     let mut answers = Vec::new();
     let mut pending = Vec::new();
     let mut failures = Vec::new();
@@ -153,7 +160,8 @@ pub async fn acquire(host: &Host, runbook: &str) -> Result<Held> {
         host.report(Event::Log {
             level: Level::Warn,
             message: format!(
-                "the environment's lock could not be asked of {} (unreachable): it will be,                  before anything changes there",
+                "the environment's lock could not be asked of {} (unreachable): it will be, \
+                 before anything changes there",
                 pending.join(", ")
             ),
         });
@@ -165,10 +173,18 @@ pub async fn acquire(host: &Host, runbook: &str) -> Result<Held> {
     })
 }
 
+/// Ask `nodes` for the lock as `line`, in parallel.
+async fn ask(host: &Host, nodes: &[Node], line: &str) -> PerNode<LockAnswer> {
+    host.fan_out("run lock", nodes, OnFailure::Continue, |node| async move {
+        host.hold_lock(&node, line).await
+    })
+    .await
+}
+
 impl Held {
     /// Before the first change on `node`: ask it for the lock if it could not be asked when
     /// the run took the lock.
-    pub async fn before_change_on(&self, host: &Host, node: &crate::inventory::Node) -> Result<()> {
+    pub async fn before_change_on(&self, host: &Host, node: &Node) -> Result<()> {
         let asked = self
             .pending
             .lock()
