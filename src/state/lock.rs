@@ -92,6 +92,25 @@ impl Drop for RunLock {
     }
 }
 
+/// What the lock file says of its holder. The holder writes it just after taking the lock, so
+/// an empty file is read again for a moment before it is taken for a holder that says nothing.
+fn read_holder(file: &mut File) -> std::result::Result<Holder, serde_json::Error> {
+    const TRIES: usize = 20;
+    let mut last = serde_json::from_str::<Holder>("");
+    for _ in 0..TRIES {
+        let mut text = String::new();
+        let read = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(&mut text));
+        last = serde_json::from_str::<Holder>(&text);
+        if last.is_ok() || read.is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,23 +130,4 @@ mod tests {
         drop(first);
         RunLock::acquire(dir.path(), "check").expect("free again");
     }
-}
-
-/// What the lock file says of its holder. The holder writes it just after taking the lock, so
-/// an empty file is read again for a moment before it is taken for a holder that says nothing.
-fn read_holder(file: &mut File) -> std::result::Result<Holder, serde_json::Error> {
-    const TRIES: usize = 20;
-    let mut last = serde_json::from_str::<Holder>("");
-    for _ in 0..TRIES {
-        let mut text = String::new();
-        let read = file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| file.read_to_string(&mut text));
-        last = serde_json::from_str::<Holder>(&text);
-        if last.is_ok() || read.is_err() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    last
 }
