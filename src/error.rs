@@ -43,6 +43,24 @@ pub struct Location {
     pub source_line: Option<String>,
 }
 
+impl Location {
+    /// The 1-based line and column of byte `offset` of `text`, the text of `file`.
+    pub fn of(file: &std::path::Path, text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let column = before[line_start..].chars().count() + 1;
+        let source_line = text[line_start..].lines().next().map(str::to_string);
+        Location {
+            file: file.to_path_buf(),
+            line,
+            column,
+            source_line,
+        }
+    }
+}
+
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)

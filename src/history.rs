@@ -1,7 +1,7 @@
 //! The runs of an environment, read back from their journals (`<state-dir>/runs/*.jsonl`, see
 //! [`crate::state::journal`]): who ran what, when, with which flags, how it ended, and every
 //! command per node. `ovsup history` lists them, `ovsup history show RUN` tells one, and
-//! `--timeline` draws it ([`crate::timeline`]).
+//! `--timeline` draws it (`src/timeline.rs`).
 //!
 //! A journal of an older ovsup has neither a first nor a last line: its run is listed, with
 //! what its commands tell ([`Status::Unknown`]). A run whose journal has a first line and no

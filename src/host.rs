@@ -2,6 +2,8 @@
 //! and the reporting and journaling of every command. Primitives are written against [`Host`];
 //! they never touch a transport, the journal or the terminal themselves.
 
+pub mod env_lock;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -74,7 +76,7 @@ pub struct Host {
     /// What the run runs (its journal's and lock's label).
     label: String,
     /// The environment's run lock, taken before the first change (never by a dry run).
-    env_lock: tokio::sync::OnceCell<std::result::Result<crate::env_lock::Held, Error>>,
+    env_lock: tokio::sync::OnceCell<std::result::Result<env_lock::Held, Error>>,
     /// Time the script thread spent blocked in primitives (waiting on nodes, a confirmation):
     /// not the runbook's own computation, which is bounded (see `engine::budget`).
     waited_ns: std::sync::atomic::AtomicU64,
@@ -544,12 +546,12 @@ impl Host {
     }
 
     /// The environment's lock, taken the first time (none in a dry run).
-    async fn held_lock(&self) -> Result<Option<&crate::env_lock::Held>> {
+    async fn held_lock(&self) -> Result<Option<&env_lock::Held>> {
         if self.dry_run {
             return Ok(None);
         }
         self.env_lock
-            .get_or_init(|| crate::env_lock::acquire(self, &self.label))
+            .get_or_init(|| env_lock::acquire(self, &self.label))
             .await
             .as_ref()
             .map(Some)

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Error, Location, Result};
+use crate::name::{MAX_NAME_LEN, check_name};
 
 /// The controller-side instances the legacy script never targeted.
 pub const LEGACY_EXCLUDES: [&str; 4] = ["ovc_master", "ovc_proxy", "ovc_reflector", "ovc_dcpm"];
@@ -129,9 +130,6 @@ const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 const DEFAULT_COMMAND_TIMEOUT: u64 = 600;
 const DEFAULT_APT_LOCK_WAIT: u64 = 120;
 
-/// The longest name a node, host, user or environment may have: a DNS name's 253 characters.
-pub const MAX_NAME_LEN: usize = 253;
-
 /// The text being parsed, for errors at a span.
 struct Parser<'a> {
     path: &'a Path,
@@ -149,7 +147,7 @@ struct Defaults<'a> {
 impl Parser<'_> {
     fn at(&self, span: Option<Range<usize>>, message: String) -> Error {
         Error::Inventory {
-            location: location_of(self.path, self.text, span.map(|s| s.start).unwrap_or(0)),
+            location: Location::of(self.path, self.text, span.map(|s| s.start).unwrap_or(0)),
             message,
         }
     }
@@ -474,31 +472,6 @@ impl Limit {
     }
 }
 
-/// Node, group and environment names: letters, digits, `.`, `_`, `-`, not starting with
-/// `-`, at most [`MAX_NAME_LEN`] characters.
-pub fn check_name(name: &str) -> std::result::Result<(), String> {
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "expected a name of at most {MAX_NAME_LEN} characters, found one of {}",
-            name.len()
-        ));
-    }
-    if name.is_empty() || name.starts_with('-') {
-        return Err(format!(
-            "expected a name not empty and not starting with '-', found {name:?}"
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "expected a name of letters, digits, '.', '_' and '-', found {c:?} in {name:?}"
-        ));
-    }
-    Ok(())
-}
-
 /// Host names and users reach `ssh`'s command line: no leading '-', no space or control character.
 fn check_word(what: &str, value: &str) -> std::result::Result<(), String> {
     if value.is_empty() {
@@ -537,22 +510,6 @@ fn resolve_path(base: &Path, p: &str) -> PathBuf {
         path
     } else {
         base.join(path)
-    }
-}
-
-/// 1-based line and column of a byte offset.
-pub fn location_of(file: &Path, text: &str, offset: usize) -> Location {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before[line_start..].chars().count() + 1;
-    let source_line = text[line_start..].lines().next().map(str::to_string);
-    Location {
-        file: file.to_path_buf(),
-        line,
-        column,
-        source_line,
     }
 }
 

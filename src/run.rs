@@ -88,18 +88,7 @@ fn execute(
 ) -> CommandResult {
     let legacy = cli.legacy.runbooks();
     let Some(command) = &cli.command else {
-        if legacy.is_empty() {
-            return Err(Error::Usage(
-                "nothing to do: give a subcommand (ovsup --help) or legacy flags such as --check"
-                    .into(),
-            )
-            .into());
-        }
-        let books = legacy
-            .iter()
-            .map(|name| Runbook::find(config, name))
-            .collect::<Result<Vec<_>, _>>()?;
-        return scripts::run(config, reporter, books, &[], false, journals);
+        return execute_legacy(&legacy, config, reporter, journals);
     };
     if !legacy.is_empty() {
         return Err(Error::Usage(format!(
@@ -130,27 +119,7 @@ fn execute(
         Command::Nodes { ping } => {
             return crate::commands::nodes::list(config, reporter, *ping, journals);
         }
-        Command::Sim {
-            action:
-                SimAction::Capture {
-                    name,
-                    replace,
-                    into,
-                },
-        } => crate::commands::capture::run(
-            config,
-            reporter,
-            journals,
-            &crate::commands::capture::Request {
-                name,
-                replace: *replace,
-                into: into.as_deref(),
-            },
-        )?,
-        Command::Sim {
-            action: SimAction::List,
-        } => crate::commands::capture::list(cli.global.state_dir.as_deref())?,
-        Command::Sim { action } => crate::commands::sim::run(config, action)?,
+        Command::Sim { action } => execute_sim(cli, config, reporter, journals, action)?,
         Command::History { action, last } => match action {
             None => crate::commands::history::list(config, *last)?,
             Some(HistoryAction::Show { run, timeline }) => {
@@ -171,6 +140,55 @@ fn execute(
         _ => return Err(Error::Internal(format!("unhandled subcommand {command:?}")).into()),
     };
     Ok(outcome)
+}
+
+/// The legacy flags of `update-ovs.py` (no subcommand): their runbooks, in the legacy order.
+fn execute_legacy(
+    legacy: &[&str],
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+    journals: &RunJournals,
+) -> CommandResult {
+    if legacy.is_empty() {
+        return Err(Error::Usage(
+            "nothing to do: give a subcommand (ovsup --help) or legacy flags such as --check"
+                .into(),
+        )
+        .into());
+    }
+    let books = legacy
+        .iter()
+        .map(|name| Runbook::find(config, name))
+        .collect::<Result<Vec<_>, _>>()?;
+    scripts::run(config, reporter, books, &[], false, journals)
+}
+
+/// `ovsup sim …`: a capture, the list of simulated clusters, or the simulator's own actions.
+fn execute_sim(
+    cli: &Cli,
+    config: &Config,
+    reporter: Arc<dyn Reporter>,
+    journals: &RunJournals,
+    action: &SimAction,
+) -> Result<Outcome, Error> {
+    match action {
+        SimAction::Capture {
+            name,
+            replace,
+            into,
+        } => crate::commands::capture::run(
+            config,
+            reporter,
+            journals,
+            &crate::commands::capture::Request {
+                name,
+                replace: *replace,
+                into: into.as_deref(),
+            },
+        ),
+        SimAction::List => crate::commands::capture::list(cli.global.state_dir.as_deref()),
+        _ => crate::commands::sim::run(config, action),
+    }
 }
 
 /// An error as the operator reads it: the message, and for a located error the source line

@@ -59,6 +59,52 @@ pub fn run(
     request: &Request<'_>,
 ) -> Result<Outcome> {
     let env = config.env()?;
+    let target = target_dir(config, &env.state_dir, request)?;
+    let session = Session::open(config, reporter, Some("capture"))?;
+    let ran = Ran {
+        runbooks: vec!["capture"],
+        scripts: Vec::new(),
+        set: &[],
+    };
+    if let Err(e) = record::begin(config, &session.host, &ran, journals) {
+        session.close();
+        return Err(e);
+    }
+    let host = session.host.clone();
+    let observed = host.block_on(observe(&host));
+    session.close();
+    let observed = observed?;
+    let replica = replica::replicate(&observed).map_err(|message| Error::Simulator {
+        node: String::new(),
+        message: format!("cannot replicate {}: {message}", env.inventory.name),
+    })?;
+    let manifest = manifest_of(request, &env.inventory, &observed, &replica);
+    if !config.dry_run {
+        replica::store(&target, &replica, &manifest, request.replace).map_err(|e| {
+            Error::Simulator {
+                node: String::new(),
+                message: e.to_string(),
+            }
+        })?;
+    }
+    Ok(Outcome::Captured(Box::new(crate::outcome::Captured {
+        manifest,
+        layout: replica.layout,
+        states: replica.states,
+        masters: observed.masters,
+        dir: target,
+        dry_run: config.dry_run,
+    })))
+}
+
+/// Where the replica of `request` goes, once the request is known to be one to carry out: a
+/// name that is not a number, no `--limit`, not the captured environment's own state
+/// directory, and no replica there already unless `--replace`.
+fn target_dir(
+    config: &Config,
+    state_dir: &std::path::Path,
+    request: &Request<'_>,
+) -> Result<std::path::PathBuf> {
     let spec = match Inventory::simulated_spec(&format!("sim:{}", request.name)) {
         Some(Ok(SimSpec::Named(n))) => SimSpec::Named(n),
         _ => {
@@ -80,7 +126,7 @@ pub fn run(
         Some(dir) => dir.to_path_buf(),
         None => crate::state::default_dir(&spec.environment())?,
     };
-    if same_dir(&target, &env.state_dir) {
+    if same_dir(&target, state_dir) {
         return Err(Error::Usage(format!(
             "sim capture {}: {} is the state directory of the environment being captured; \
              capture under another name",
@@ -96,34 +142,25 @@ pub fn run(
             target.display()
         )));
     }
-    let session = Session::open(config, reporter, Some("capture"))?;
-    let ran = Ran {
-        runbooks: vec!["capture"],
-        scripts: Vec::new(),
-        set: &[],
-    };
-    if let Err(e) = record::begin(config, &session.host, &ran, journals) {
-        session.close();
-        return Err(e);
-    }
-    let host = session.host.clone();
-    let observed = host.block_on(observe(&host));
-    session.close();
-    let observed = observed?;
-    let replica = replica::replicate(&observed).map_err(|message| Error::Simulator {
-        node: String::new(),
-        message: format!("cannot replicate {}: {message}", env.inventory.name),
-    })?;
-    let manifest = Manifest {
+    Ok(target)
+}
+
+/// The manifest stored beside a replica: what was captured, when, from where.
+fn manifest_of(
+    request: &Request<'_>,
+    inventory: &Inventory,
+    observed: &Observed,
+    replica: &replica::Replica,
+) -> Manifest {
+    Manifest {
         format: replica::MANIFEST_FORMAT,
         name: request.name.to_string(),
         captured_at: humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(observed.captured_ms),
         )
         .to_string(),
-        environment: env.inventory.name.clone(),
-        inventory: env
-            .inventory
+        environment: inventory.name.clone(),
+        inventory: inventory
             .path
             .as_ref()
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
@@ -132,23 +169,7 @@ pub fn run(
         storage_nodes: replica.layout.storage_names(),
         controllers: replica.layout.controllers.clone(),
         notes: replica.notes.clone(),
-    };
-    if !config.dry_run {
-        replica::store(&target, &replica, &manifest, request.replace).map_err(|e| {
-            Error::Simulator {
-                node: String::new(),
-                message: e.to_string(),
-            }
-        })?;
     }
-    Ok(Outcome::Captured(Box::new(crate::outcome::Captured {
-        manifest,
-        layout: replica.layout,
-        states: replica.states,
-        masters: observed.masters,
-        dir: target,
-        dry_run: config.dry_run,
-    })))
 }
 
 /// `ovsup sim list`: the simulated clusters in the state base directory (and the one of

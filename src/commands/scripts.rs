@@ -1,7 +1,7 @@
 //! Running runbooks: a shipped runbook's subcommand (`ovsup alba`), the legacy flags (several
 //! runbooks in the legacy order), `ovsup run NAME|FILE` and `ovsup eval CODE`. Runbooks run
 //! one after the other on one set of connections; the first change takes the environment's
-//! run lock (`env_lock`: a read-only runbook or a dry run takes none); the first failure
+//! run lock (`host::env_lock`: a read-only runbook or a dry run takes none); the first failure
 //! stops the sequence.
 
 use std::path::Path;

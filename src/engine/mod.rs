@@ -34,7 +34,6 @@ use rhai::{Dynamic, Engine, Map, Scope};
 
 use crate::error::{Error, Result};
 use crate::host::Host;
-use crate::inventory::location_of;
 use crate::report::{Event, Level};
 use error::Sources;
 
@@ -200,7 +199,11 @@ pub fn compile(
                 match other.location().cloned() {
                     Some(location) => Error::ScriptSyntax { location, message },
                     None => Error::ScriptSyntax {
-                        location: location_of(std::path::Path::new(&script.name), &script.text, 0),
+                        location: crate::error::Location::of(
+                            std::path::Path::new(&script.name),
+                            &script.text,
+                            0,
+                        ),
                         message,
                     },
                 }

@@ -410,10 +410,50 @@ fn package(p: &ObservedPackage) -> Package {
     }
 }
 
-/// The state of captured node `n`: its packages, jobs (pids as read; started a day before
-/// the capture, each Arakoon master's member a minute earlier so that every cluster elects
-/// the master it had), VMs, agent, addresses and the files the simulator reads.
+/// The state of captured node `n`: its packages, jobs, VMs, agent, addresses and the files
+/// the simulator reads.
 fn node_state(n: &ObservedNode, o: &Observed, notes: &mut Vec<String>) -> NodeState {
+    let (jobs, next_pid) = replica_jobs(n, o, notes);
+    let (domains, next_domain_id) = replica_domains(n, o.captured_ms);
+    let mut state = NodeState {
+        name: n.name.clone(),
+        apt_variant: n.apt,
+        init: n.init,
+        packages: n
+            .packages
+            .iter()
+            .map(|(name, p)| (name.clone(), package(p)))
+            .collect(),
+        jobs,
+        next_pid,
+        memcached_running: n.memcached_running,
+        domains,
+        shutdown_secs: 1.0,
+        next_domain_id,
+        agent_pid: n.agent_pid,
+        backplane1: n.backplane1.clone(),
+        machine_id: n.machine_id.clone(),
+        apt_updated_ms: n.apt_updated_secs.map(|s| s.saturating_mul(1000)),
+        history: Vec::new(),
+        faults: Faults {
+            free_bytes: n.free_bytes,
+            ..Faults::default()
+        },
+        files: BTreeMap::new(),
+    };
+    seed::base_files(&mut state);
+    state.files = replica_files(n, o, std::mem::take(&mut state.files));
+    state
+}
+
+/// The jobs of captured node `n` (pids as read; started a day before the capture, each
+/// Arakoon master's member a minute earlier so that every cluster elects the master it had),
+/// and the next pid the replica hands out.
+fn replica_jobs(
+    n: &ObservedNode,
+    o: &Observed,
+    notes: &mut Vec<String>,
+) -> (BTreeMap<String, Job>, u32) {
     let base = o.captured_ms.saturating_sub(UPTIME_MS);
     let mut next_pid = n
         .jobs
@@ -455,6 +495,12 @@ fn node_state(n: &ObservedNode, o: &Observed, notes: &mut Vec<String>) -> NodeSt
             },
         );
     }
+    (jobs, next_pid)
+}
+
+/// The VMs of captured node `n` as the simulator holds them (one shutting down at the
+/// capture keeps shutting down from then), and the next domain id.
+fn replica_domains(n: &ObservedNode, captured_ms: u64) -> (BTreeMap<String, Domain>, u32) {
     let mut next_domain_id = 1;
     let domains = n
         .domains
@@ -466,7 +512,7 @@ fn node_state(n: &ObservedNode, o: &Observed, notes: &mut Vec<String>) -> NodeSt
             });
             let (run, shutdown_started_ms) = match state {
                 DomState::Running => (DomainRun::Running, None),
-                DomState::InShutdown => (DomainRun::Running, Some(o.captured_ms)),
+                DomState::InShutdown => (DomainRun::Running, Some(captured_ms)),
                 DomState::Paused => (DomainRun::Paused, None),
                 DomState::ShutOff => (DomainRun::ShutOff, None),
                 DomState::Crashed => (DomainRun::Crashed, None),
@@ -479,34 +525,17 @@ fn node_state(n: &ObservedNode, o: &Observed, notes: &mut Vec<String>) -> NodeSt
             (name.clone(), domain)
         })
         .collect();
-    let mut state = NodeState {
-        name: n.name.clone(),
-        apt_variant: n.apt,
-        init: n.init,
-        packages: n
-            .packages
-            .iter()
-            .map(|(name, p)| (name.clone(), package(p)))
-            .collect(),
-        jobs,
-        next_pid,
-        memcached_running: n.memcached_running,
-        domains,
-        shutdown_secs: 1.0,
-        next_domain_id,
-        agent_pid: n.agent_pid,
-        backplane1: n.backplane1.clone(),
-        machine_id: n.machine_id.clone(),
-        apt_updated_ms: n.apt_updated_secs.map(|s| s.saturating_mul(1000)),
-        history: Vec::new(),
-        faults: Faults {
-            free_bytes: n.free_bytes,
-            ..Faults::default()
-        },
-        files: BTreeMap::new(),
-    };
-    seed::base_files(&mut state);
-    let fs = VirtualFs::new(std::mem::take(&mut state.files));
+    (domains, next_domain_id)
+}
+
+/// The files the simulator reads, on top of `base`: the machine id, the Arakoon configs the
+/// node holds, the web API's settings.
+fn replica_files(
+    n: &ObservedNode,
+    o: &Observed,
+    base: BTreeMap<String, crate::sim::fs::FsEntry>,
+) -> BTreeMap<String, crate::sim::fs::FsEntry> {
+    let fs = VirtualFs::new(base);
     // A fresh virtual filesystem with its base directories cannot fail these writes.
     if let Some(id) = &n.machine_id {
         let _ = fs.write(MACHINE_ID_FILE, &format!("{id}\n"));
@@ -522,8 +551,7 @@ fn node_state(n: &ObservedNode, o: &Observed, notes: &mut Vec<String>) -> NodeSt
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         let _ = fs.write(SETTINGS_PY, &text);
     }
-    state.files = fs.into_entries();
-    state
+    fs.into_entries()
 }
 
 /// The replica of what a capture read: its layout and every node's state (controllers are

@@ -259,7 +259,7 @@ impl Layout {
     /// Reads a layout: TOML, or the stored JSON form when the file name ends in `.json`.
     pub fn load(path: &Path) -> Result<Layout, LayoutError> {
         let text = std::fs::read_to_string(path).map_err(|e| LayoutError {
-            location: location_of(path, "", 0),
+            location: Location::of(path, "", 0),
             message: format!("cannot read the layout file: {e}"),
         })?;
         if path.extension().is_some_and(|e| e == "json") {
@@ -274,12 +274,12 @@ impl Layout {
         let layout: Layout = serde_json::from_str(text).map_err(|e| {
             let offset = offset_of(text, e.line(), e.column());
             LayoutError {
-                location: location_of(path, text, offset),
+                location: Location::of(path, text, offset),
                 message: e.to_string(),
             }
         })?;
         layout.check().map_err(|(_, message)| LayoutError {
-            location: location_of(path, text, 0),
+            location: Location::of(path, text, 0),
             message,
         })?;
         Ok(layout)
@@ -294,7 +294,7 @@ impl Layout {
     /// Parses layout TOML; `path` names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Layout, LayoutError> {
         let at = |span: Option<Range<usize>>, message: String| LayoutError {
-            location: location_of(path, text, span.map_or(0, |s| s.start)),
+            location: Location::of(path, text, span.map_or(0, |s| s.start)),
             message,
         };
         let raw: RawLayout =
@@ -472,7 +472,7 @@ impl Layout {
 /// A node, controller or group name: as an inventory's (letters, digits, `.`, `_`, `-`, not
 /// starting with `-`), and not the stored layout's file name.
 pub fn check_node_name(name: &str) -> Result<(), String> {
-    crate::inventory::check_name(name)?;
+    crate::name::check_name(name)?;
     if name == RESERVED_NAME {
         return Err(format!(
             "{name:?} is reserved (the stored layout's file), choose another name"
@@ -498,10 +498,6 @@ pub fn check_word(name: &str) -> Result<(), String> {
         )),
         None => Ok(()),
     }
-}
-
-fn location_of(path: &Path, text: &str, offset: usize) -> Location {
-    crate::inventory::location_of(path, text, offset)
 }
 
 /// The byte offset of a 1-based line and column (serde_json's error position).

@@ -130,7 +130,7 @@ impl SimTransport {
                     .map(|t| t.trim().to_string())
                     .filter(|t| !t.is_empty());
                 let answer = match current {
-                    Some(other) if crate::env_lock::holder_alive(&other) && other != holder => {
+                    Some(other) if crate::lock_holder::holder_alive(&other) && other != holder => {
                         LockAnswer::Busy { holder: other }
                     }
                     previous => {
@@ -174,7 +174,7 @@ impl SimTransport {
                     let mine = fs
                         .read(node_lock::HOLDER_PATH)
                         .ok()
-                        .is_some_and(|t| crate::env_lock::holder_is_this_process(t.trim()));
+                        .is_some_and(|t| crate::lock_holder::holder_is_this_process(t.trim()));
                     if mine {
                         let _ = fs.write(node_lock::HOLDER_PATH, "");
                     }
