@@ -416,6 +416,15 @@ fn a_second_run_while_one_holds_the_lock(backend: Backend) -> Survived {
         let mut codes = [a.0, b.0];
         codes.sort_unstable();
         assert_eq!(codes, [0, 3], "round {round}\n{}\n{}", a.1, b.1);
+        let collided = a.1.contains("asking again") || b.1.contains("asking again");
+        eprintln!(
+            "  two runs at once, round {round}: {}",
+            if collided {
+                "they collided; one asked again and one went on"
+            } else {
+                "one took the lock first"
+            }
+        );
     }
     Survived {
         faults: 2,

@@ -8,7 +8,7 @@
 //! change anything, never take it, and are never refused.
 
 use crate::error::{Error, Result};
-use crate::host::{Host, OnFailure, PerNode};
+use crate::host::{Host, OnFailure};
 use crate::inventory::Node;
 use crate::lock_holder::{Holder, describe_line};
 use crate::report::{Event, Level};
@@ -25,52 +25,48 @@ pub struct Held {
     pending: std::sync::Mutex<Vec<String>>,
 }
 
-/// Take the environment's lock: the state directory's, then the first target node's alone,
-/// then every other reachable target node's, in parallel. Refused (exit 3) when another run
-/// holds any of them, naming it, after letting go of what was taken. Asking the first node
-/// first decides between two runs started at the same moment on the same nodes: the one that
-/// gets it goes on, the other is refused there and asks no other node — asked all at once,
-/// each could win some nodes and both would be refused. A node that cannot be reached now is
-/// said so and asked again before its own first change ([`Held::before_change_on`]); any
-/// other failure to ask fails the run.
+/// How many times every target is asked for the lock while another run is taking it at the
+/// same moment.
+const TRIES: u32 = 4;
+
+/// Take the environment's lock: the state directory's, then every reachable target node's,
+/// in parallel. Refused (exit 3) when another run holds any of them, naming it, after letting
+/// go of what was taken. Two runs started at the same moment on the same nodes can each win
+/// some of them: a run that finds the lock taken on some nodes only lets go of its own, waits
+/// a random while and asks again (up to [`TRIES`] times), so that one of the two goes on and
+/// the other is refused — not both. Found taken on every node it asked, it is refused at
+/// once. A node that cannot be reached now is said so and asked again before its own first
+/// change ([`Held::before_change_on`]); any other failure to ask fails the run.
 pub async fn acquire(host: &Host, runbook: &str) -> Result<Held> {
     let local = crate::state::lock::RunLock::acquire(&host.state_dir, runbook)?;
     let holder = Holder::this_process(&host.inventory.name, runbook);
     let line = serde_json::to_string(&holder).map_err(|e| Error::Internal(e.to_string()))?;
     let targets = host.targets(None);
-    let (first, rest) = targets.split_at(targets.len().min(1));
-    let mut results = ask(host, first, &line).await;
-    let first_busy = results
-        .iter()
-        .any(|(_, r)| matches!(r, Ok(LockAnswer::Busy { .. })));
-    if !first_busy {
-        results.extend(ask(host, rest, &line).await);
-    }
-    let mut answers = Vec::new();
-    let mut pending = Vec::new();
-    let mut failures = Vec::new();
-    for (node, r) in results {
-        match r {
-            Ok(a) => answers.push((node, a)),
-            Err(Error::Unreachable { .. }) => pending.push(node),
-            Err(e) => failures.push(e),
+    let mut attempt = 1;
+    let (answers, pending) = loop {
+        let (answers, pending) = ask(host, &targets, &line).await?;
+        let Some(refusal) = refusal(&answers) else {
+            break (answers, pending);
+        };
+        host.release_locks().await;
+        let split = answers
+            .iter()
+            .any(|(_, a)| matches!(a, LockAnswer::Held { .. }));
+        if !split || attempt == TRIES {
+            return Err(refusal);
         }
-    }
-    if !failures.is_empty() {
-        host.release_locks().await;
-        return Err(if failures.len() == 1 {
-            failures.remove(0)
-        } else {
-            Error::Nodes {
-                total: targets.len(),
-                failures,
-            }
+        let wait = backoff(attempt);
+        host.report(Event::Log {
+            level: Level::Info,
+            message: format!(
+                "another run is taking the environment's lock at this moment ({refusal}): \
+                 asking again in {} ms",
+                wait.as_millis()
+            ),
         });
-    }
-    if let Err(refusal) = refuse_if_busy(&answers) {
-        host.release_locks().await;
-        return Err(refusal);
-    }
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    };
     report_taken_over(host, &answers);
     if !pending.is_empty() {
         host.report(Event::Log {
@@ -89,12 +85,53 @@ pub async fn acquire(host: &Host, runbook: &str) -> Result<Held> {
     })
 }
 
-/// Ask `nodes` for the lock as `line`, in parallel.
-async fn ask(host: &Host, nodes: &[Node], line: &str) -> PerNode<LockAnswer> {
-    host.fan_out("run lock", nodes, OnFailure::Continue, |node| async move {
-        host.hold_lock(&node, line).await
+/// A random wait of 50–250 ms times `attempt`, so that two runs that collided ask again at
+/// different moments. (The randomness need not be good: the clock's nanoseconds and the pid.)
+fn backoff(attempt: u32) -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 200;
+    std::time::Duration::from_millis(u64::from(50 + jitter) * u64::from(attempt))
+}
+
+/// Ask every node of `targets` for the lock as `line`, in parallel: the answers, and the
+/// nodes that could not be reached. Any other failure lets go of what was taken and fails.
+async fn ask(
+    host: &Host,
+    targets: &[Node],
+    line: &str,
+) -> Result<(Vec<(String, LockAnswer)>, Vec<String>)> {
+    let results = host
+        .fan_out(
+            "run lock",
+            targets,
+            OnFailure::Continue,
+            |node| async move { host.hold_lock(&node, line).await },
+        )
+        .await;
+    let mut answers = Vec::new();
+    let mut pending = Vec::new();
+    let mut failures = Vec::new();
+    for (node, r) in results {
+        match r {
+            Ok(a) => answers.push((node, a)),
+            Err(Error::Unreachable { .. }) => pending.push(node),
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        return Ok((answers, pending));
+    }
+    host.release_locks().await;
+    Err(if failures.len() == 1 {
+        failures.remove(0)
+    } else {
+        Error::Nodes {
+            total: targets.len(),
+            failures,
+        }
     })
-    .await
 }
 
 impl Held {
@@ -114,14 +151,16 @@ impl Held {
             p.retain(|n| n != &node.name);
         }
         let answers = vec![(node.name.clone(), answer)];
-        refuse_if_busy(&answers)?;
+        if let Some(refusal) = refusal(&answers) {
+            return Err(refusal);
+        }
         report_taken_over(host, &answers);
         Ok(())
     }
 }
 
-/// Refuse when another run holds the lock on any node, naming the nodes and the holder.
-fn refuse_if_busy(answers: &[(String, LockAnswer)]) -> Result<()> {
+/// The refusal when another run holds the lock on any node, naming the nodes and the holder.
+fn refusal(answers: &[(String, LockAnswer)]) -> Option<Error> {
     let busy: Vec<(&String, &String)> = answers
         .iter()
         .filter_map(|(n, a)| match a {
@@ -129,11 +168,9 @@ fn refuse_if_busy(answers: &[(String, LockAnswer)]) -> Result<()> {
             LockAnswer::Held { .. } => None,
         })
         .collect();
-    let Some((_, first)) = busy.first() else {
-        return Ok(());
-    };
+    let (_, first) = busy.first()?;
     let nodes: Vec<&str> = busy.iter().map(|(n, _)| n.as_str()).collect();
-    Err(Error::Refused(format!(
+    Some(Error::Refused(format!(
         "another ovsup run holds the environment's lock on {}: {}; wait for it to finish \
          (only one run at a time may change an environment; read-only runs such as check, \
          plan and --dry-run are not refused)",
