@@ -46,6 +46,8 @@ pub struct PeerResult {
 /// over 5·N commands), for each contender.
 pub struct CpuPerCommand {
     pub ovsup: Duration,
+    /// Of `ovsup`, what its ssh masters spent (the mux channel, the crypto).
+    pub ovsup_masters: Duration,
     pub ssh_cm: Duration,
     pub pyinfra: Duration,
 }
@@ -314,14 +316,23 @@ fn cpu_per_command(ctx: &Ctx<'_>, bin: &Path, f: &Files) -> CpuPerCommand {
     let fanouts = |k: usize| "query(nodes(), \"true\");\n".repeat(k);
     disconnect(ctx);
     run_ovsup_args(ctx, &["eval", &fanouts(1)]);
+    // (everything, of which the masters)
     let ovsup_cpu = |k: usize| {
         let m0 = cpu_of_naming(&ctx.control_dir());
         let c0 = children_cpu();
         run_ovsup_args(ctx, &["eval", &fanouts(k)]);
         reap_adopted(&[]);
-        (children_cpu() - c0) + cpu_of_naming(&ctx.control_dir()).saturating_sub(m0)
+        let masters = cpu_of_naming(&ctx.control_dir()).saturating_sub(m0);
+        ((children_cpu() - c0) + masters, masters)
     };
-    let ovsup = median((0..3).map(|_| per(ovsup_cpu(5), ovsup_cpu(10))).collect());
+    let pairs: Vec<_> = (0..3)
+        .map(|_| {
+            let (five, ten) = (ovsup_cpu(5), ovsup_cpu(10));
+            (per(five.0, ten.0), per(five.1, ten.1))
+        })
+        .collect();
+    let ovsup = median(pairs.iter().map(|p| p.0).collect());
+    let ovsup_masters = median(pairs.iter().map(|p| p.1).collect());
     disconnect(ctx);
     // ssh over ControlMaster.
     let ssh_cm = {
@@ -346,6 +357,7 @@ fn cpu_per_command(ctx: &Ctx<'_>, bin: &Path, f: &Files) -> CpuPerCommand {
     );
     CpuPerCommand {
         ovsup,
+        ovsup_masters,
         ssh_cm,
         pyinfra,
     }

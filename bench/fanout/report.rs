@@ -202,15 +202,20 @@ fn cpu_table(s: &mut String, peers: &[PeerResult]) {
          over the masters an earlier run kept; `ssh`: N `ssh -o ControlPath=… true` per fan-out \
          over open ControlMasters; pyinfra: `server.shell` operations (it connects in both runs; \
          that cancels out).\n\n\
-         | N | ovsup | `ssh` over ControlMaster | pyinfra | **ssh CM / ovsup** | **pyinfra / ovsup** |\n\
-         |---:|---:|---:|---:|---:|---:|"
+         | N | ovsup | of which its ssh masters | `ssh` over ControlMaster | pyinfra | **ssh CM / ovsup** | **pyinfra / ovsup** |\n\
+         |---:|---:|---:|---:|---:|---:|---:|"
     );
     let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
     for (n, c) in rows {
         let _ = writeln!(
             s,
-            "| {n} | {} | {} | {} | **{:.1}** | **{:.1}** |",
+            "| {n} | {} | {} | {} | {} | **{:.1}** | **{:.1}** |",
             us(c.ovsup),
+            if c.ovsup_masters.is_zero() {
+                "none found (not counted)".to_string()
+            } else {
+                us(c.ovsup_masters)
+            },
             us(c.ssh_cm),
             us(c.pyinfra),
             ratio(c.ssh_cm, c.ovsup),
