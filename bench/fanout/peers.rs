@@ -42,8 +42,8 @@ pub struct PeerResult {
     pub cpu: Option<CpuPerCommand>,
 }
 
-/// The controller's CPU per remote command (marginal: a run of 10 fan-outs minus a run of 5,
-/// over 5·N commands), for each contender.
+/// The controller's CPU per remote command (marginal: a run of [`CPU_MANY`] fan-outs minus a
+/// run of [`CPU_FEW`], over the commands between), for each contender.
 pub struct CpuPerCommand {
     pub ovsup: Duration,
     /// Of `ovsup`, what its ssh masters spent (the mux channel, the crypto).
@@ -82,7 +82,7 @@ struct Files {
     runbook: PathBuf,
     pyinfra_inventory: PathBuf,
     pyinfra_deploy5: PathBuf,
-    pyinfra_deploy10: PathBuf,
+    pyinfra_deploy_many: PathBuf,
     ansible_cfg: PathBuf,
     playbook: PathBuf,
     ansible_cp: PathBuf,
@@ -154,7 +154,7 @@ fn write_files(bed: &TestBed, dir: &Path, ssh_config: &Path, n: usize) -> Files 
         runbook,
         pyinfra_inventory,
         pyinfra_deploy5: deploy(5),
-        pyinfra_deploy10: deploy(10),
+        pyinfra_deploy_many: deploy(CPU_MANY),
         ansible_cfg,
         playbook,
         ansible_cp,
@@ -301,13 +301,22 @@ pub fn measure(ctx: &Ctx<'_>, cfg: &Config, bin: &Path) -> PeerResult {
     r
 }
 
-/// The controller's CPU per remote command: the CPU of a run doing 10 fan-outs minus that
-/// of one doing 5, over 5·N (start-up, connects and everything else a run does once cancel
-/// out); the median of three pairs. ovsup and `ssh` run over masters already open (their
-/// CPU counted too), pyinfra connects in both runs (it keeps no connection).
+/// The fan-outs of the shorter and the longer run of the CPU measurement. Far apart, because
+/// the masters' CPU is read from `/proc` in clock ticks (10 ms) per process: each of N
+/// masters may lose up to a tick at either end, which 5 extra fan-outs (≈ 1 ms of a master's
+/// CPU per command at N = 50) would drown.
+const CPU_FEW: usize = 5;
+const CPU_MANY: usize = 30;
+
+/// The controller's CPU per remote command: the CPU of a run doing [`CPU_MANY`] fan-outs
+/// minus that of one doing [`CPU_FEW`], over the commands between (start-up, connects and
+/// everything else a run does once cancel out); the median of three pairs. ovsup and `ssh`
+/// run over masters already open (their CPU counted too), pyinfra connects in both runs (it
+/// keeps no connection).
 fn cpu_per_command(ctx: &Ctx<'_>, bin: &Path, f: &Files) -> CpuPerCommand {
     let n = ctx.n;
-    let per = |five: Duration, ten: Duration| ten.saturating_sub(five) / (5 * n as u32);
+    let commands = ((CPU_MANY - CPU_FEW) * n) as u32;
+    let per = |few: Duration, many: Duration| many.saturating_sub(few) / commands;
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
@@ -327,8 +336,8 @@ fn cpu_per_command(ctx: &Ctx<'_>, bin: &Path, f: &Files) -> CpuPerCommand {
     };
     let pairs: Vec<_> = (0..3)
         .map(|_| {
-            let (five, ten) = (ovsup_cpu(5), ovsup_cpu(10));
-            (per(five.0, ten.0), per(five.1, ten.1))
+            let (few, many) = (ovsup_cpu(CPU_FEW), ovsup_cpu(CPU_MANY));
+            (per(few.0, many.0), per(few.1, many.1))
         })
         .collect();
     let ovsup = median(pairs.iter().map(|p| p.0).collect());
@@ -346,13 +355,17 @@ fn cpu_per_command(ctx: &Ctx<'_>, bin: &Path, f: &Files) -> CpuPerCommand {
             reap_adopted(&[]);
             (children_cpu() - c0) + cpu_of_naming(m.dir()).saturating_sub(m0)
         };
-        median((0..3).map(|_| per(cm_cpu(5), cm_cpu(10))).collect())
+        median(
+            (0..3)
+                .map(|_| per(cm_cpu(CPU_FEW), cm_cpu(CPU_MANY)))
+                .collect(),
+        )
     };
     // pyinfra, connects included in both.
     let py = |deploy: &Path| pyinfra(bin, f, deploy, n, &ctx.work.join("peer-pyinfra-cpu.log")).1;
     let pyinfra = median(
         (0..3)
-            .map(|_| per(py(&f.pyinfra_deploy5), py(&f.pyinfra_deploy10)))
+            .map(|_| per(py(&f.pyinfra_deploy5), py(&f.pyinfra_deploy_many)))
             .collect(),
     );
     CpuPerCommand {

@@ -197,8 +197,8 @@ fn cpu_table(s: &mut String, peers: &[PeerResult]) {
         "\n### Controller CPU per remote command\n\n\
          On a real cluster the nodes work in parallel, each on its own CPU, and the controller's \
          CPU is what bounds N. Marginal cost: the CPU (user + system, the process and all it \
-         started, and the ssh masters' own CPU) of a run of 10 fan-outs of `true` minus that of \
-         a run of 5, over 5·N commands; median of three pairs. ovsup: `query(nodes(), \"true\")` \
+         started, and the ssh masters' own CPU) of a run of 30 fan-outs of `true` minus that of \
+         a run of 5, over 25·N commands; median of three pairs. ovsup: `query(nodes(), \"true\")` \
          over the masters an earlier run kept; `ssh`: N `ssh -o ControlPath=… true` per fan-out \
          over open ControlMasters; pyinfra: `server.shell` operations (it connects in both runs; \
          that cancels out).\n\n\
