@@ -16,8 +16,8 @@ use crate::on_both_backends;
 use crate::support::cluster::{Backend, Cluster};
 use crate::support::ovsup::{Ovsup, Ran};
 use crate::support::topology::{
-    SCRIPTS, asds, assert_hooks_on_members, backends, cluster_names, hook_calls, job_names,
-    member_jobs, member_nodes, pids, restarted, sent_pairs, vpools,
+    SCRIPTS, asds, assert_hooks_on_members, assert_only_members_restarted, backends, cluster_names,
+    hook_calls, job_names, member_jobs, member_nodes, pids, restarted, sent_pairs, vpools,
 };
 
 const READY: &str = "/etc/ready_for_upgrade";
@@ -852,14 +852,7 @@ fn arakoon_upgrades_then_restarts_each_cluster_where_its_members_run(backend: Ba
     assert_hooks_on_members(&c, &hook_calls(sent_pairs(&sent)), &clusters);
     // Its members got a new pid exactly on the member nodes; nothing else was restarted, and
     // no node got a member job it did not have.
-    let restarted = restarted(&pids_before, &pids(&c));
-    for node in c.storage_names() {
-        assert_eq!(
-            restarted[&node],
-            member_jobs(&c, &node, &clusters),
-            "{node}: jobs with a new pid"
-        );
-    }
+    assert_only_members_restarted(&c, &pids_before, &clusters, "arakoon");
     assert_eq!(job_names(&c), jobs_before, "jobs created or removed");
     // The value says it too: per cluster, each member node's pid before and after, a master.
     let restarts = v["restarted"].as_array().unwrap_or_else(|| panic!("{v}"));

@@ -53,6 +53,25 @@ pub fn restarted(
         .collect()
 }
 
+/// Since `before` (from [`pids`]), exactly the member jobs of `clusters` got a new pid on each
+/// storage node: on member nodes and nowhere else, and nothing besides. `what` names the step
+/// in the failure.
+pub fn assert_only_members_restarted(
+    c: &Cluster,
+    before: &BTreeMap<String, BTreeMap<String, u32>>,
+    clusters: &[String],
+    what: &str,
+) {
+    let moved = restarted(before, &pids(c));
+    for node in c.storage_names() {
+        assert_eq!(
+            moved[&node],
+            member_jobs(c, &node, clusters),
+            "{what}: {node}: jobs with a new pid"
+        );
+    }
+}
+
 /// The names of the layout's Arakoon clusters that `keep` keeps, sorted.
 pub fn cluster_names(c: &Cluster, keep: impl Fn(&str) -> bool) -> Vec<String> {
     let mut names: Vec<String> = c

@@ -581,12 +581,7 @@ pub fn kill_and_wait(pids: &[u32]) {
     if pids.is_empty() {
         return;
     }
-    let _ = Command::new("/usr/bin/kill")
-        .arg("-KILL")
-        .args(pids.iter().map(|p| p.to_string()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    sigkill(pids);
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline
         && pids.iter().any(|p| {
@@ -1212,14 +1207,19 @@ fn kill_in_namespaces(targets: &[String], keep: &[u32]) {
             eprintln!("test bed: processes survive SIGKILL: {pids:?}");
             return;
         }
-        let _ = Command::new("/usr/bin/kill")
-            .arg("-KILL")
-            .args(pids.iter().map(|p| p.to_string()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        sigkill(&pids);
         thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// `kill -KILL PIDS` (one process for them all); pids already gone are no error.
+fn sigkill(pids: &[u32]) {
+    let _ = Command::new("/usr/bin/kill")
+        .arg("-KILL")
+        .args(pids.iter().map(|p| p.to_string()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// Live (non-zombie) processes in one of the namespaces `set`.
