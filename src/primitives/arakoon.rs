@@ -36,11 +36,7 @@ pub async fn require_healthy(
     names: &[String],
 ) -> Result<Vec<ClusterState>> {
     let states = topology::states(host, nodes, names).await?;
-    let sick: Vec<String> = states
-        .iter()
-        .filter(|s| !s.healthy())
-        .map(|s| format!("{}: {}", s.cluster.name, s.problems()))
-        .collect();
+    let sick = unhealthy(&states);
     if sick.is_empty() {
         return Ok(states);
     }
@@ -92,22 +88,27 @@ pub async fn wait_healthy(
     match waited {
         Waited::Done(now) => Ok(now),
         Waited::Expired(now) => {
-            let sick: Vec<&ClusterState> = now.iter().filter(|s| !s.healthy()).collect();
-            let text: Vec<String> = sick
-                .iter()
-                .map(|s| format!("{}: {}", s.cluster.name, s.problems()))
-                .collect();
             let message = format!(
                 "Arakoon not healthy {} s after the members started: {}",
                 timeout.as_secs(),
-                text.join("; ")
+                unhealthy(&now).join("; ")
             );
-            Err(match sick.first() {
+            // Expired: at least one cluster is not healthy; the error goes to its first node.
+            Err(match now.iter().find(|s| !s.healthy()) {
                 Some(first) => first.error(message),
-                None => Error::argument(message),
+                None => Error::Internal(message),
             })
         }
     }
+}
+
+/// Each cluster of `states` that is not healthy, as `NAME: what is wrong`.
+fn unhealthy(states: &[ClusterState]) -> Vec<String> {
+    states
+        .iter()
+        .filter(|s| !s.healthy())
+        .map(|s| format!("{}: {}", s.cluster.name, s.problems()))
+        .collect()
 }
 
 /// What a restart did: the member pids before and after, by node, and the master after.
