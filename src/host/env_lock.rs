@@ -86,13 +86,9 @@ pub async fn acquire(host: &Host, runbook: &str) -> Result<Held> {
 }
 
 /// A random wait of 50–250 ms times `attempt`, so that two runs that collided ask again at
-/// different moments. (The randomness need not be good: the clock's nanoseconds and the pid.)
+/// different moments.
 fn backoff(attempt: u32) -> std::time::Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let jitter = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 200;
-    std::time::Duration::from_millis(u64::from(50 + jitter) * u64::from(attempt))
+    std::time::Duration::from_millis(fastrand::u64(50..250) * u64::from(attempt))
 }
 
 /// Ask every node of `targets` for the lock as `line`, in parallel: the answers, and the
